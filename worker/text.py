@@ -1,0 +1,236 @@
+"""HTML and CMS debris -> clean title and story paragraphs, so tags come from the story only.
+
+A CMS body carries more than the story: embedded teasers for other stories, "Follow us",
+"CLICK HERE FOR MORE", photo captions and credits, syndication footers, comment widgets.
+The cleaner works in two passes: markup is parsed with a real HTML parser (selectolax) and
+page furniture is dropped by element; then every paragraph is judged as a line of text, since
+most debris survives into plain-text bodies too.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+
+import ahocorasick
+from selectolax.lexbor import LexborHTMLParser
+
+# Elements that never hold story text.
+_DROP_TAGS = "script, style, noscript, template, iframe, svg, nav, aside, footer, form, button, figure, figcaption, video, audio, object"
+# class / id fragments that mark page furniture in common CMS themes.
+_FURNITURE = re.compile(
+    r"related|teaser|promo|newsletter|subscribe|social|share|sharing|advert|\bad-|sponsor|outbrain|taboola"
+    r"|comment|caption|credit|byline|recommend|read-?more|read-?also|trending|most-?read|breadcrumb|cookie|paywall",
+    re.IGNORECASE,
+)
+_BLOCK_TAG = re.compile(
+    r"<(/?)(p|div|br|li|ul|ol|h[1-6]|blockquote|section|article|header|footer|tr|table|pre|hr|dd|dt)\b",
+    re.IGNORECASE,
+)
+_LOOKS_LIKE_HTML = re.compile(
+    r"<(p|div|br|span|a|h[1-6]|script|style|li|em|strong|b|i|figure|img|section|article|body|html|iframe)\b[^>]*>",
+    re.IGNORECASE,
+)
+
+# Page furniture recognised by how the line starts (cheap: tried at position 0 only).
+_DEBRIS_START = re.compile(
+    "|".join(
+        [
+            r"\W*(follow|like) us\b",
+            r"\W*download (the |our )?apps?\b",
+            r"\W*subscribe\b",
+            r"\W*(advertisement|sponsored( content)?|video embed|ad)\W*$",
+            r"\W*share (this|on|via)\b",
+            r"\W*(©|\(c\)\s*\d{4}|copyright\b)",
+            r"\W*\(?(reporting|additional reporting|writing) by\b",
+            r"\W*this (story|article) (was|has been) (updated|corrected|published|produced|syndicated)",
+            r"\W*(image|photo|picture|credit|source|caption|file photo)\s*:",
+            r"\W*file\s*[-–—:]\s",
+            r"\W*(\d+\s+)?(comments?|join the (conversation|discussion)|leave a (comment|reply)|show comments)\b",
+            r"\W*no comments\b",
+            r"\W*save for later\b",
+            r"\W*(print|email|tweet|linkedin|facebook|twitter|whatsapp|telegram|reddit)(\s+(print|email|tweet|linkedin|facebook|twitter|whatsapp|telegram|reddit|share|download))+\W*$",
+        ]
+    ),
+    re.IGNORECASE,
+)
+# Page furniture anywhere in the line; only tried when the line holds one of the keywords.
+_DEBRIS_ANYWHERE = re.compile(
+    "|".join(
+        [
+            r"\bfollow us on\b",
+            r"\bdownload (our|the)\b.{0,40}\bapp\b",
+            r"\bclick here\b",
+            r"\bsign up\b.{0,60}\b(newsletter|alerts|updates)\b",
+            r"\bour (daily |weekly |free )?newsletter\b",
+            r"to suggest a correction",
+            r"highlight the text and press",
+            r"\b(this )?audio is (created|generated)\b",
+            r"\bvoice is ai-generated\b",
+            r"\byou can now listen to\b",
+            r"\blisten to this article\b",
+            r"\ball rights reserved\b",
+            r"\bediting by\b",
+            r"\b(originally|first) (published|appeared)\b.{0,40}\b(on|in|by)\b",
+            r"\((ap|afp|reuters|epa|getty|xinhua|yonhap|anadolu)[^)]{0,20}photo",
+            r"\bphoto\s*(:|credit\b|courtesy\b|by\b)",
+            r"\b(getty images|shutterstock|via getty|afp via|reuters/|/reuters|ap photo|/ap\b|epa-efe)",
+            r"\bjoin our (crew|community|mailing list)\b",
+            r"\bwhatsapp channel\b",
+            r"\bsyndicated feed\b|\bhas not been edited by\b",
+            r"^[^.!?]{0,60}https?://\S+\W*$",
+        ]
+    ),
+    re.IGNORECASE,
+)
+_DEBRIS_KEYWORDS = ahocorasick.Automaton()
+for _keyword in (
+    "follow us", "download", "click here", "sign up", "newsletter", "correction", "highlight the text", "audio is",
+    "voice is", "listen to", "rights reserved", "editing by", "originally", "first published", "first appeared",
+    "photo", "getty", "shutterstock", "reuters/", "/reuters", "/ap", "epa-efe", "join our", "whatsapp",
+    "syndicated", "edited by", "http",
+):
+    _DEBRIS_KEYWORDS.add_word(_keyword, _keyword)
+_DEBRIS_KEYWORDS.make_automaton()
+# A short line announcing embedded links to other stories; what follows it is a teaser.
+_TEASER_MARKER = re.compile(
+    r"^\W*(related( content| articles?| stories| coverage| news| reading)?|read (also|more|next)|also read|see also"
+    r"|recommended( for you| stories)?|more (from|on|in) [\w .'-]+|other topics of interest|trending( now| stories)?"
+    r"|most (read|popular)|latest (news|stories)|editor'?s picks?|you (may|might) also like|don'?t miss|watch|"
+    r"top stories|more stories|in other news)\W*:?\W*",
+    re.IGNORECASE,
+)
+_MARKER_PREFIX = re.compile(r"^\W*(read (also|more)|also read|related|see also|watch|more)\s*[:|-]\s*\S", re.IGNORECASE)
+_TERMINAL = re.compile(r"[.!?…:;]['\"”’)\]»]*\s*$")
+_HAS_LETTER = re.compile(r"[^\W\d_]")
+_LETTER = re.compile(r"[^\W\d_]")
+_UPPER = re.compile(r"[A-ZÀ-ÖØ-Þ]")
+_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
+_STOPWORDS = frozenset(
+    "a an the of to in on for and or but with from by at as is are was were be been it its this that "
+    "after before over new says said say will would could has have had not no".split()
+)
+_HEADLINE_MAX_WORDS = 25
+_STANDFIRST_MAX_WORDS = 45
+
+
+@dataclass(frozen=True)
+class CleanArticle:
+    """What the classifiers see: the title and the story's paragraphs, debris removed."""
+
+    title: str
+    paragraphs: tuple[str, ...]
+
+    @property
+    def body(self) -> str:
+        return "\n\n".join(self.paragraphs)
+
+    @property
+    def text(self) -> str:
+        return f"{self.title}\n\n{self.body}" if self.title else self.body
+
+
+def clean_article(title: str, body: str) -> CleanArticle:
+    """Clean one article's title and body (HTML or plain text)."""
+    clean_title = _normalise_line(_strip_markup(title or "").replace("\n", " "))
+    lines = _markup_to_lines(body or "") if looks_like_html(body or "") else _text_to_lines(body or "")
+    return CleanArticle(clean_title, tuple(drop_debris(lines, clean_title)))
+
+
+def looks_like_html(body: str) -> bool:
+    return _LOOKS_LIKE_HTML.search(body[:20000]) is not None
+
+
+def drop_debris(lines: list[str], title: str = "") -> list[str]:
+    """Keep the story's paragraphs: drop furniture lines, teaser headlines and their standfirsts."""
+    kept: list[str] = []
+    seen: set[str] = set()
+    title_words = _content_words(title)
+    after_marker = False          # the previous line announced a teaser block
+    teaser_headline: set[str] = set()  # content words of a teaser headline just dropped
+    for line in lines:
+        if not _HAS_LETTER.search(line):
+            continue
+        if _is_debris(line):
+            after_marker, teaser_headline = False, set()
+            continue
+        if _TEASER_MARKER.fullmatch(line) or _MARKER_PREFIX.match(line):
+            after_marker, teaser_headline = True, set()
+            continue
+        word_count = len(line.split())
+        if _is_headline(line, word_count):
+            line_words = _content_words(line)
+            if title_words and _overlap(line_words, title_words) >= 0.7:
+                continue  # the title repeated in the body
+            # a headline-like line after the story has started is an embedded teaser
+            teaser_headline = line_words if (kept or after_marker) else set()
+            after_marker = after_marker and bool(teaser_headline)
+            continue
+        if teaser_headline and word_count <= _STANDFIRST_MAX_WORDS and (
+            after_marker or (len(teaser_headline) >= 5 and _overlap(teaser_headline, _content_words(line)) >= 0.4)
+        ):
+            teaser_headline, after_marker = set(), False
+            continue  # the teaser's one-sentence standfirst
+        after_marker, teaser_headline = False, set()
+        key = line.casefold()
+        if key in seen:
+            continue
+        seen.add(key)
+        kept.append(line)
+    return kept
+
+
+def _is_debris(line: str) -> bool:
+    if _DEBRIS_START.match(line):
+        return True
+    return next(_DEBRIS_KEYWORDS.iter(line.lower()), None) is not None and _DEBRIS_ANYWHERE.search(line) is not None
+
+
+def _is_headline(line: str, word_count: int) -> bool:
+    """A short line with no closing punctuation, or shouting in capitals: a headline, kicker or label."""
+    if word_count <= _HEADLINE_MAX_WORDS and not _TERMINAL.search(line):
+        return True
+    if word_count < 3 or word_count > 60 or not line[:12].isupper():
+        return False
+    return len(_UPPER.findall(line)) >= 0.8 * len(_LETTER.findall(line))
+
+
+def _content_words(text: str) -> set[str]:
+    return {w.casefold() for w in _WORD.findall(text) if w.casefold() not in _STOPWORDS and len(w) > 2}
+
+
+def _overlap(part: set[str], whole: set[str]) -> float:
+    return len(part & whole) / len(part) if part else 0.0
+
+
+def _markup_to_lines(markup: str) -> list[str]:
+    tree = LexborHTMLParser(_BLOCK_TAG.sub(lambda m: "\n" + m.group(0), markup))
+    for node in tree.css(_DROP_TAGS):
+        node.decompose()
+    for node in tree.css("[class], [id]"):
+        marker = f"{node.attributes.get('class') or ''} {node.attributes.get('id') or ''}"
+        if _FURNITURE.search(marker) and node.tag not in ("html", "body", "article", "main"):
+            node.decompose()
+    root = tree.body or tree.root
+    text = root.text(separator="") if root is not None else ""
+    return [line for line in map(_normalise_line, text.split("\n")) if line]
+
+
+def _text_to_lines(text: str) -> list[str]:
+    if "&" in text:
+        text = html.unescape(text)
+    return [line for line in map(_normalise_line, text.splitlines()) if line]
+
+
+def _strip_markup(text: str) -> str:
+    if "<" in text and looks_like_html(text):
+        root = LexborHTMLParser(text).body
+        return root.text(separator=" ") if root is not None else ""
+    return html.unescape(text) if "&" in text else text
+
+
+def _normalise_line(line: str) -> str:
+    """Invisible characters removed, every run of (Unicode) white space folded to one space."""
+    return " ".join(line.translate(_INVISIBLE).split())
