@@ -1,0 +1,64 @@
+"""`autotag bench`: in-process throughput on a realistic mix, model load time and peak memory.
+
+The articles are the shipped corpus' own wire copy of 1,600-2,600 characters (about 2,000 on
+average, one in six with CMS debris), cycled to the requested count. Figures are printed, never asserted: speed
+targets live here, not in timed tests.
+"""
+
+from __future__ import annotations
+
+import gc
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from .corpus import load_corpus
+from .tagging import ArticleInput, Tagger
+
+BATCH_SIZE = 256
+
+
+def run_bench(model_dir: Path | None, corpus_path: Path, count: int) -> dict:
+    started = time.perf_counter()
+    tagger = Tagger.load(model_dir)
+    load_seconds = time.perf_counter() - started
+
+    corpus = load_corpus(corpus_path)
+    source = [ArticleInput(a.id, a.title, a.body) for a in corpus.articles if 1600 <= len(a.title) + len(a.body) <= 2600]
+    articles = [source[i % len(source)] for i in range(count)]
+    mean_chars = statistics.mean(len(a.title) + len(a.body) for a in articles)
+
+    tagger.tag_many(articles[:50])  # warm caches before timing
+    gc.collect()
+    started = time.perf_counter()
+    latencies = []
+    for article in articles:
+        begin = time.perf_counter()
+        tagger.tag(article)
+        latencies.append(time.perf_counter() - begin)
+    one_by_one = time.perf_counter() - started
+
+    started = time.perf_counter()
+    for i in range(0, len(articles), BATCH_SIZE):
+        tagger.tag_many(articles[i : i + BATCH_SIZE])
+    batched = time.perf_counter() - started
+
+    latencies.sort()
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "model_version": tagger.model_version,
+        "articles": count,
+        "mean_article_chars": round(mean_chars),
+        "load_seconds": round(load_seconds, 3),
+        "one_by_one_per_second": round(count / one_by_one, 1),
+        "one_by_one_p50_ms": round(latencies[len(latencies) // 2] * 1000, 3),
+        "one_by_one_p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 3),
+        f"batch_{BATCH_SIZE}_per_second": round(count / batched, 1),
+        "peak_rss_mib": round(peak_kib / 1024 if sys.platform != "darwin" else peak_kib / 1024 / 1024, 1),
+    }
+
+
+def format_bench(figures: dict) -> str:
+    return "\n".join(f"{key:<26}{value}" for key, value in figures.items())

@@ -1,0 +1,199 @@
+"""`autotag` commands: thin wrappers over the functions the service itself calls.
+
+    autotag tag INPUT            JSONL articles (or - for stdin) -> one JSON line of tags each
+    autotag evaluate --data F    precision / recall / F1 against labeled articles
+    autotag train                corpus -> model bundle
+    autotag bench                in-process throughput, load time and peak memory
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from .artifacts import default_bundle_path
+from .errors import AutotagError, InputError
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2
+_TAG_BATCH = 64
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING, format="%(message)s")
+    try:
+        return args.run(args)
+    except AutotagError as exc:
+        print(f"autotag: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="autotag", description="Topic and country tags for news articles.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    tag = commands.add_parser("tag", help="tag JSONL articles: one JSON result line per input line")
+    tag.add_argument("input", help="JSONL file with id, title, body per line, or - for stdin")
+    tag.add_argument("--model", type=Path, default=None, help="model bundle directory (default: models/bundle or $AUTOTAG_MODEL)")
+    tag.add_argument("--max-body-bytes", type=int, default=2 * 1024 * 1024, help="reject bodies larger than this (default 2 MiB)")
+    tag.set_defaults(run=_run_tag)
+
+    evaluate = commands.add_parser("evaluate", help="score the model against labeled articles")
+    evaluate.add_argument("--data", type=Path, required=True, help="JSONL with id, title, body, topics, regions, regions_optional")
+    evaluate.add_argument("--model", type=Path, default=None)
+    evaluate.add_argument("--json", action="store_true", help="print the full report as JSON")
+    evaluate.add_argument("--worst", type=int, default=10, help="how many of the worst errors to list")
+    evaluate.set_defaults(run=_run_evaluate)
+
+    train = commands.add_parser("train", help="train a model bundle from a corpus")
+    train.add_argument("--corpus", type=Path, default=_repo_path("models", "corpus"), help="corpus .jsonl file or directory")
+    train.add_argument("--out", type=Path, default=None, help="bundle directory to write (default: models/bundle)")
+    train.add_argument("--folds", type=int, default=5, help="cross-validation folds for thresholds")
+    train.add_argument("-v", "--verbose", action="store_true")
+    train.set_defaults(run=_run_train)
+
+    bench = commands.add_parser("bench", help="measure in-process speed, load time and memory")
+    bench.add_argument("--model", type=Path, default=None)
+    bench.add_argument("--articles", type=int, default=2000, help="articles per measurement")
+    bench.add_argument("--corpus", type=Path, default=_repo_path("models", "corpus"), help="where the benchmark's articles come from")
+    bench.add_argument("--json", action="store_true")
+    bench.set_defaults(run=_run_bench)
+    return parser
+
+
+def _run_tag(args) -> int:
+    from .tagging import Tagger, parse_article
+
+    tagger = Tagger.load(args.model)
+    stream = sys.stdin.buffer if args.input == "-" else _open_input(args.input)
+    failed = 0
+    batch = []
+    out = sys.stdout
+
+    def flush():
+        for result in tagger.tag_many([article for _, article in batch]):
+            out.write(json.dumps(result, ensure_ascii=False) + "\n")
+        batch.clear()
+
+    for line_no, line, problem in read_lines(stream, max_bytes=args.max_body_bytes + 64 * 1024):
+        try:
+            if problem:
+                raise InputError(problem, line_no=line_no)
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"malformed JSON: {exc.msg} at column {exc.colno}", line_no=line_no) from exc
+            batch.append((line_no, parse_article(record, max_body_bytes=args.max_body_bytes, line_no=line_no)))
+        except InputError as exc:
+            failed += 1
+            _report_line_error(exc, line_no)
+            continue
+        if len(batch) >= _TAG_BATCH:
+            flush()
+    flush()
+    out.flush()
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def read_lines(stream: BinaryIO, max_bytes: int) -> Iterator[tuple[int, str | None, str | None]]:
+    """(line number, decoded line or None, problem or None) for each non-blank line; memory bounded."""
+    line_no = 0
+    while True:
+        raw = stream.readline(max_bytes + 1)
+        if not raw:
+            return
+        line_no += 1
+        if len(raw) > max_bytes and not raw.endswith(b"\n"):
+            while raw and not raw.endswith(b"\n"):  # skip the rest of the oversized line
+                raw = stream.readline(1 << 20)
+            yield line_no, None, f"line is longer than {max_bytes:,} bytes"
+            continue
+        if not raw.strip():
+            continue
+        try:
+            yield line_no, raw.decode("utf-8"), None
+        except UnicodeDecodeError as exc:
+            yield line_no, None, f"not valid UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start}"
+
+
+def _report_line_error(exc: InputError, line_no: int) -> None:
+    error = {"line": exc.line_no or line_no, "error": str(exc)}
+    if exc.article_id is not None:
+        error["id"] = exc.article_id
+    if exc.field:
+        error["field"] = exc.field
+    print(json.dumps(error, ensure_ascii=False), file=sys.stderr)
+
+
+def _run_evaluate(args) -> int:
+    from .evaluation import GoldArticle, format_report, score
+    from .tagging import Tagger, parse_article
+
+    tagger = Tagger.load(args.model)
+    gold, articles = [], []
+    with _open_input(args.data) as stream:
+        for line_no, line, problem in read_lines(stream, max_bytes=64 * 1024 * 1024):
+            if problem:
+                raise InputError(f"{args.data}: line {line_no}: {problem}")
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{args.data}: line {line_no}: malformed JSON: {exc.msg}") from exc
+            articles.append(parse_article(record, max_body_bytes=64 * 1024 * 1024, line_no=line_no))
+            gold.append(
+                GoldArticle(
+                    id=str(record["id"]),
+                    topics=set(record.get("topics") or []),
+                    regions=set(record.get("regions") or []),
+                    regions_optional=set(record.get("regions_optional") or []),
+                )
+            )
+    report = score(gold, tagger.tag_many(articles), tagger.labels, worst=args.worst)
+    report["model_version"] = tagger.model_version
+    print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else format_report(report))
+    return EXIT_OK
+
+
+def _run_train(args) -> int:
+    from .training import TrainingOptions, train
+
+    out = args.out or default_bundle_path()
+    manifest = train(args.corpus, out, TrainingOptions(folds=args.folds))
+    metrics = manifest["metrics"]["cross_validated"]
+    print(f"wrote {out} (model {manifest['model_version']}, {manifest['corpus']['articles']} articles)")
+    for label, m in metrics["topics"].items():
+        t = manifest["thresholds"]["topics"][label]
+        print(f"  {label:<16} cv P {m['precision']:.3f} R {m['recall']:.3f} F1 {m['f1']:.3f}  accept {t['accept']:.2f} review {t['review']:.2f}")
+    m, t = metrics["regions"], manifest["thresholds"]["regions"]
+    print(f"  {'regions':<16} cv P {m['precision']:.3f} R {m['recall']:.3f} F1 {m['f1']:.3f}  accept {t['accept']:.2f} review {t['review']:.2f}")
+    return EXIT_OK
+
+
+def _run_bench(args) -> int:
+    from .bench import format_bench, run_bench
+
+    figures = run_bench(args.model, args.corpus, args.articles)
+    print(json.dumps(figures, indent=2) if args.json else format_bench(figures))
+    return EXIT_OK
+
+
+def _open_input(path) -> BinaryIO:
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _repo_path(*parts: str) -> Path:
+    return Path(__file__).resolve().parent.parent.joinpath(*parts)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""Tagger: a loaded bundle + articles -> topic and country tags with scores and evidence (pure).
+
+The same object serves the CLI, the benchmark and (later) the queue workers; a process
+loads it once. `tag_many` cleans each article, then vectorises and scores the whole batch in
+one pass, which is where batch throughput comes from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .artifacts import default_bundle_path, load_bundle
+from .errors import BundleError, InputError
+from .gazetteer import CountryMatcher
+from .regions import find_candidates, mention_evidence
+from .text import CleanArticle, clean_article
+
+DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
+# Past this much clean text an article says nothing new about its tags; bounds time per article.
+MAX_ANALYSED_CHARS = 60_000
+
+
+@dataclass(frozen=True)
+class ArticleInput:
+    id: str | int
+    title: str
+    body: str
+
+
+def parse_article(record: object, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, line_no: int | None = None) -> ArticleInput:
+    """Validate one input record: an object with `id`, `title` and a non-empty `body`."""
+    if not isinstance(record, dict):
+        raise InputError("an article must be a JSON object", line_no=line_no)
+    article_id = record.get("id")
+    if isinstance(article_id, bool) or not isinstance(article_id, (str, int)) or article_id == "":
+        raise InputError("field 'id' is missing or not a string/integer", field="id", line_no=line_no)
+    title = record.get("title", "")
+    if title is None:
+        title = ""
+    if not isinstance(title, str):
+        raise InputError("field 'title' must be a string", field="title", article_id=article_id, line_no=line_no)
+    body = record.get("body")
+    if not isinstance(body, str):
+        raise InputError("field 'body' is missing or not a string", field="body", article_id=article_id, line_no=line_no)
+    size = len(body.encode("utf-8", errors="surrogatepass"))
+    if size > max_body_bytes:
+        raise InputError(
+            f"field 'body' is {size:,} bytes, over the {max_body_bytes:,}-byte limit",
+            field="body", article_id=article_id, line_no=line_no,
+        )
+    if not body.strip():
+        raise InputError("field 'body' is empty", field="body", article_id=article_id, line_no=line_no)
+    return ArticleInput(article_id, title, body)
+
+
+class Tagger:
+    """Loaded models and thresholds; `tag` / `tag_many` return plain dicts ready for JSON."""
+
+    def __init__(self, manifest: dict, topic_model, salience_model, alias_table: list):
+        self.manifest = manifest
+        self.model_version: str = manifest["model_version"]
+        self.topic_model = topic_model
+        self.salience_model = salience_model
+        self.matcher = CountryMatcher([tuple(row) for row in alias_table])
+        self.labels: list[str] = [str(label) for label in topic_model.classes_]
+        thresholds = manifest["thresholds"]
+        self.topic_accept = np.array([thresholds["topics"][label]["accept"] for label in self.labels])
+        self.topic_review = np.array([thresholds["topics"][label]["review"] for label in self.labels])
+        self.region_accept = float(thresholds["regions"]["accept"])
+        self.region_review = float(thresholds["regions"]["review"])
+        self._country_names = _country_names()
+
+    @classmethod
+    def load(cls, bundle_dir: str | Path | None = None) -> "Tagger":
+        manifest, files = load_bundle(bundle_dir or default_bundle_path())
+        try:
+            return cls(manifest, files["topics.joblib"], files["salience.joblib"], files["aliases.json"])
+        except KeyError as exc:
+            raise BundleError(f"bundle {bundle_dir} lacks {exc.args[0]}", path=bundle_dir) from exc
+
+    def tag(self, article: ArticleInput) -> dict:
+        return self.tag_many([article])[0]
+
+    def tag_many(self, articles: list[ArticleInput]) -> list[dict]:
+        if not articles:
+            return []
+        cleaned = [_bounded(clean_article(a.title, a.body)) for a in articles]
+        rows = self.topic_model.transform([c.text for c in cleaned])
+        topic_scores = self.topic_model.scores(rows)
+        found = [find_candidates(c, self.matcher) for c in cleaned]
+        all_features = [features for _, features in found if len(features)]
+        salience = self.salience_model.salience(np.vstack(all_features)) if all_features else np.zeros(0)
+        results, offset = [], 0
+        for index, article in enumerate(articles):
+            candidates, features = found[index]
+            article_salience = salience[offset : offset + len(candidates)]
+            offset += len(candidates)
+            topics, suggested_topics = self._topics(rows, index, topic_scores[index])
+            regions, suggested_regions = self._regions(candidates, article_salience)
+            results.append(
+                {
+                    "id": article.id,
+                    "model_version": self.model_version,
+                    "topics": topics,
+                    "regions": regions,
+                    "suggested": {"topics": suggested_topics, "regions": suggested_regions},
+                }
+            )
+        return results
+
+    def _topics(self, rows, index: int, scores: np.ndarray) -> tuple[list, list]:
+        accepted, suggested = [], []
+        for j in np.flatnonzero(scores >= self.topic_review)[np.argsort(-scores[scores >= self.topic_review])]:
+            score = float(scores[j])
+            tag = {"tag": self.labels[j], "score": round(score, 4), "evidence": self.topic_model.evidence(rows, index, j)}
+            (accepted if score >= self.topic_accept[j] else suggested).append(tag)
+        return accepted, suggested
+
+    def _regions(self, candidates, salience: np.ndarray) -> tuple[list, list]:
+        accepted, suggested = [], []
+        for k in np.argsort(-salience, kind="stable"):
+            score = float(salience[k])
+            if score < self.region_review:
+                break
+            candidate = candidates[k]
+            tag = {
+                "code": candidate.code,
+                "name": self._country_names.get(candidate.code, candidate.code),
+                "score": round(score, 4),
+                "evidence": mention_evidence(candidate),
+            }
+            (accepted if score >= self.region_accept else suggested).append(tag)
+        return accepted, suggested
+
+
+def _bounded(article: CleanArticle) -> CleanArticle:
+    if len(article.body) <= MAX_ANALYSED_CHARS:
+        return article
+    kept, total = [], 0
+    for paragraph in article.paragraphs:
+        if total + len(paragraph) > MAX_ANALYSED_CHARS:
+            kept.append(paragraph[: max(0, MAX_ANALYSED_CHARS - total)])
+            break
+        kept.append(paragraph)
+        total += len(paragraph) + 2
+    return CleanArticle(article.title[:1000], tuple(kept))
+
+
+def _country_names() -> dict[str, str]:
+    import pycountry
+
+    names = {c.alpha_2: getattr(c, "common_name", None) or c.name for c in pycountry.countries}
+    names.update({"XK": "Kosovo", "RU": "Russia", "TR": "Turkey", "PS": "Palestine", "VA": "Vatican City", "CD": "DR Congo", "CG": "Republic of the Congo"})
+    return names
