@@ -7,6 +7,7 @@ one pass, which is where batch throughput comes from.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,9 +78,15 @@ class Tagger:
     def load(cls, bundle_dir: str | Path | None = None) -> "Tagger":
         manifest, files = load_bundle(bundle_dir or default_bundle_path())
         try:
-            return cls(manifest, files["topics.joblib"], files["salience.joblib"], files["aliases.json"])
+            tagger = cls(manifest, files["topics.joblib"], files["salience.joblib"], files["aliases.json"])
         except KeyError as exc:
             raise BundleError(f"bundle {bundle_dir} lacks {exc.args[0]}", path=bundle_dir) from exc
+        # The models are hundreds of thousands of long-lived objects (vocabulary, names); moving
+        # them out of the collector's sight stops every full collection from walking them again,
+        # worth about a third of batch throughput. They live as long as the process anyway.
+        gc.collect()
+        gc.freeze()
+        return tagger
 
     def tag(self, article: ArticleInput) -> dict:
         return self.tag_many([article])[0]

@@ -107,6 +107,7 @@ _HAS_LETTER = re.compile(r"[^\W\d_]")
 _LETTER = re.compile(r"[^\W\d_]")
 _UPPER = re.compile(r"[A-ZÀ-ÖØ-Þ]")
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
+_HAS_INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
 _STOPWORDS = frozenset(
     "a an the of to in on for and or but with from by at as is are was were be been it its this that "
@@ -233,4 +234,6 @@ def _strip_markup(text: str) -> str:
 
 def _normalise_line(line: str) -> str:
     """Invisible characters removed, every run of (Unicode) white space folded to one space."""
-    return " ".join(line.translate(_INVISIBLE).split())
+    if _HAS_INVISIBLE.search(line):
+        line = line.translate(_INVISIBLE)
+    return " ".join(line.split())
