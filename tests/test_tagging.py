@@ -1,0 +1,53 @@
+"""The shipped model tags the way the product promises: story over debris, the same tags for syndicated copies."""
+
+import pytest
+
+from worker.errors import InputError
+from worker.tagging import MAX_ANALYSED_CHARS, ArticleInput, parse_article
+
+from .conftest import ROOT, SEEDS
+
+
+def test_parse_article_validates_fields():
+    assert parse_article({"id": 7, "title": None, "body": "text"}) == ArticleInput(7, "", "text")
+    for record, field in [({"title": "t", "body": "b"}, "id"), ({"id": True, "body": "b"}, "id"),
+                          ({"id": "a", "body": 3}, "body"), ({"id": "a", "title": 3, "body": "b"}, "title")]:
+        with pytest.raises(InputError) as raised:
+            parse_article(record)
+        assert raised.value.field == field
+
+
+def test_huge_bodies_are_bounded_not_refused_below_the_limit(tiny_tagger):
+    body = ("Russian forces shelled the town near the front line. " * 20 + "\n") * 200
+    assert len(body) > MAX_ANALYSED_CHARS
+    result = tiny_tagger.tag(ArticleInput("long", "Shelling", body))
+    assert result["id"] == "long"
+
+
+def test_html_script_text_never_becomes_a_tag(tiny_tagger):
+    body = "<p>The city council approved a new park budget on Monday.</p><script>sanctions sanctions Russia Iran missiles</script>"
+    result = tiny_tagger.tag(ArticleInput("s", "Park budget", body))
+    assert result["topics"] == [] and result["regions"] == []
+
+
+def test_shipped_model_tags_the_examples(shipped_tagger):
+    import json
+
+    records = [json.loads(line) for line in (ROOT / "examples" / "articles.jsonl").read_text().splitlines()]
+    results = {r["id"]: r for r in shipped_tagger.tag_many([parse_article(r) for r in records])}
+    assert [t["tag"] for t in results["sample-1"]["topics"]] == ["arms-deals"]
+    assert {r["code"] for r in results["sample-1"]["regions"]} == {"PL", "KR"}
+    assert [t["tag"] for t in results["sample-2"]["topics"]] == ["sanctions"]
+    assert "RU" in {r["code"] for r in results["sample-2"]["regions"]}
+    assert results["sample-3"]["topics"] == []
+
+
+@pytest.mark.skipif(not SEEDS, reason="../shared/seeds not present")
+def test_five_syndicated_copies_get_the_same_tags(shipped_tagger):
+    results = shipped_tagger.tag_many([ArticleInput(p.name, "", p.read_text(encoding="utf-8")) for p in SEEDS])
+    topic_sets = {frozenset(t["tag"] for t in r["topics"]) for r in results}
+    assert topic_sets == {frozenset({"arms-deals", "sanctions", "ukraine-front"})}
+    for result in results:
+        codes = {r["code"] for r in result["regions"]}
+        assert {"KP", "RU"} <= codes, (result["id"], codes)
+        assert not codes & {"BY", "FR", "TR"}, (result["id"], codes)  # debris teasers and venues

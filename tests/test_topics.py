@@ -1,0 +1,58 @@
+"""The topic classifier learns the corpus' labels, explains itself, and its fast transform is exact."""
+
+import numpy as np
+
+from worker.corpus import load_corpus
+from worker.text import clean_article
+from worker.topics import TopicClassifier, analyze, tokenize
+
+
+def test_tokenize_folds_case_and_accents():
+    assert tokenize("Türkiye's T-72 tanks, 2024") == ["turkiye", "s", "t-72", "tanks", "2024"]
+    assert analyze("Arms deal signed") == ["arms", "deal", "signed", "arms deal", "deal signed"]
+
+
+def test_fast_transform_equals_the_fitted_vectoriser(tiny_corpus, tiny_tagger):
+    texts = [clean_article(a.title, a.body).text for a in load_corpus(tiny_corpus).articles]
+    texts += ["", "zzzz qqqq", "sanctions sanctions sanctions"]
+    model = tiny_tagger.topic_model
+    fast, reference = model.transform(texts), model.vectorizer_.transform(texts)
+    assert fast.shape == reference.shape
+    assert abs(fast - reference).max() < 1e-6
+
+
+def test_labels_come_from_the_corpus_and_cross_validation_is_recorded(tiny_tagger):
+    assert tiny_tagger.labels == ["arms-deals", "sanctions", "ukraine-front"]
+    metrics = tiny_tagger.manifest["metrics"]["cross_validated"]["topics"]
+    for label in tiny_tagger.labels:
+        assert metrics[label]["f1"] > 0.6, metrics[label]
+        thresholds = tiny_tagger.manifest["thresholds"]["topics"][label]
+        assert 0 < thresholds["review"] <= thresholds["accept"] < 1
+
+
+def test_a_tiny_corpus_is_enough_to_separate_the_topics(tiny_tagger):
+    texts = [
+        "The government agreed to buy 24 fighter jets and missiles from France in an arms deal worth billions, "
+        "the defence ministry said, adding that the weapons contract includes training.",
+        "The Treasury imposed sanctions on ten companies and froze their assets, widening export controls "
+        "and banning travel for officials accused of evading earlier sanctions.",
+        "Russian troops attacked Ukrainian positions near the front line overnight, shelling the town as "
+        "Ukraine's forces repelled an assault and drones struck a Russian depot.",
+    ]
+    scores = tiny_tagger.topic_model.predict_proba(texts)
+    assert list(np.argmax(scores, axis=1)) == [0, 1, 2]
+
+
+def test_evidence_names_terms_of_the_article_that_push_towards_the_label(tiny_tagger):
+    model = tiny_tagger.topic_model
+    X = model.transform(["Washington imposed sanctions and an asset freeze on the bank."])
+    evidence = model.evidence(X, 0, 1)
+    assert evidence and "sanctions" in evidence
+    assert all(term.split(" ")[0] in "washington imposed sanctions and an asset freeze on the bank" for term in evidence)
+
+
+def test_fit_rejects_a_label_matrix_of_the_wrong_shape():
+    import pytest
+
+    with pytest.raises(ValueError):
+        TopicClassifier().fit(["a b", "c d"], np.zeros((2, 2)), ["x"])
