@@ -22,7 +22,7 @@ import joblib
 from .errors import BundleError, BundleIntegrityError, BundleVersionError
 
 MANIFEST = "manifest.json"
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2  # bump whenever the pickled classes change shape
 # How closely the running libraries must match the ones that wrote the pickles.
 _VERSION_MATCH = {"scikit-learn": 3, "numpy": 2, "scipy": 2, "joblib": 2}
 

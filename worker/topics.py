@@ -4,14 +4,16 @@ Labels come from the corpus (`fit` takes the label names), never from code. TF-I
 L2-normalised, so a topic named once in a long story weighs little: the guideline asks for a
 substantial thread, not a passing phrase.
 
-Fitting uses scikit-learn's TfidfVectorizer; tagging uses lookup tables built from its
-vocabulary, so a whole batch is counted with a handful of numpy calls instead of a Python
-loop over every n-gram (a test holds the two transforms equal).
+Fitting uses scikit-learn's TfidfVectorizer for the vocabulary and idf; rows are then counted
+with lookup tables built from that vocabulary, so a whole batch is counted with a handful of
+numpy calls instead of a Python loop over every n-gram, and the windows come from the same
+occurrences (a test holds the article rows equal to the vectoriser's).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 import unicodedata
 
 import numpy as np
@@ -19,8 +21,12 @@ from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold
 
 EVIDENCE_TERMS = 5
+WINDOW_TOKENS = 60  # about a paragraph of wire copy; windows overlap by half
+STACK_FOLDS = 5
+STACK_SEED = 7
 _TOKEN = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _COMBINING = re.compile(r"[\u0300-\u036f]")
 
@@ -39,8 +45,25 @@ def analyze(text: str) -> list[str]:
     return tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:])]
 
 
+@dataclass(frozen=True)
+class Vectors:
+    """TF-IDF rows for whole articles and for their overlapping windows of WINDOW_TOKENS tokens."""
+
+    articles: sparse.csr_matrix
+    windows: sparse.csr_matrix
+    window_starts: np.ndarray  # index of each article's first window; windows are contiguous
+
+
 class TopicClassifier(ClassifierMixin, BaseEstimator):
-    """Multi-label: `fit(texts, Y, labels)` with Y an (n_articles, n_labels) 0/1 matrix."""
+    """Multi-label: `fit(texts, Y, labels)` with Y an (n_articles, n_labels) 0/1 matrix.
+
+    Two stages per label. A logistic regression over the article's TF-IDF row says how much
+    the whole article is about the topic; the same weights applied to every window of about a
+    paragraph's length (counted in tokens, so outlets' paragraphing does not matter) find the
+    strongest single thread. A second, three-input regression
+    (article score, best window, share of windows on topic), fitted on out-of-fold first-stage
+    scores, weighs the two, which is the guideline's "at least a paragraph or a clear thread".
+    """
 
     def __init__(self, C: float = 8.0, min_df: int = 2, max_df: float = 0.8, max_features: int = 60000):
         self.C = C
@@ -60,61 +83,61 @@ class TopicClassifier(ClassifierMixin, BaseEstimator):
             sublinear_tf=True,
             dtype=np.float32,
         )
-        X = self.vectorizer_.fit_transform(texts)
+        self.vectorizer_.fit(texts)
         self.classes_ = np.array(labels)
-        self.estimators_ = []
-        for column in range(len(labels)):
-            estimator = LogisticRegression(C=self.C, class_weight="balanced", solver="liblinear", max_iter=1000)
-            estimator.fit(X, Y[:, column])
-            self.estimators_.append(estimator)
-        # one (n_labels, n_features) matrix makes scoring a single sparse product
-        self.coef_ = np.vstack([e.coef_[0] for e in self.estimators_]).astype(np.float32)
-        self.intercept_ = np.array([e.intercept_[0] for e in self.estimators_], dtype=np.float32)
         self.feature_names_ = self.vectorizer_.get_feature_names_out()
         self.idf_ = self.vectorizer_.idf_.astype(np.float32)
         self._build_lookup()
+        vectors = self.vectorize(texts)
+
+        # second-stage inputs from first-stage models that never saw the article
+        stacked = np.zeros((len(texts), len(labels), 3))
+        folds = KFold(n_splits=min(STACK_FOLDS, len(texts)), shuffle=True, random_state=STACK_SEED)
+        for train_index, test_index in folds.split(texts):
+            coef, intercept = self._fit_first_stage(vectors.articles[train_index], Y[train_index])
+            stacked[test_index] = self._stage_inputs(_take(vectors, test_index), np.ascontiguousarray(coef.T), intercept)
+        self.coef_, self.intercept_ = self._fit_first_stage(vectors.articles, Y)
+        self.coef_by_feature_ = np.ascontiguousarray(self.coef_.T)
+        self.stage2_coef_ = np.zeros((len(labels), 3))
+        self.stage2_intercept_ = np.zeros(len(labels))
+        for j in range(len(labels)):
+            stage2 = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit(stacked[:, j, :], Y[:, j])
+            self.stage2_coef_[j] = stage2.coef_[0]
+            self.stage2_intercept_[j] = stage2.intercept_[0]
         return self
 
+    def vectorize(self, texts: list[str]) -> Vectors:
+        """Article and window TF-IDF rows for a batch, counted with a handful of numpy calls."""
+        features, text_of, position, lengths = self._feature_occurrences(texts)
+        n_texts, n_features = len(texts), len(self.idf_)
+        lengths = np.asarray(lengths, dtype=np.int64)
+        # window k covers tokens [k * half, k * half + WINDOW_TOKENS); the last runs to the end
+        half = WINDOW_TOKENS // 2
+        windows_per_text = np.maximum(1, -(-(lengths - WINDOW_TOKENS) // half) + 1)
+        window_starts = np.concatenate([[0], np.cumsum(windows_per_text)[:-1]]).astype(np.int64)
+        last = windows_per_text[text_of] - 1
+        later = np.minimum(position // half, last)
+        earlier = np.minimum(position // half - 1, last)
+        both = earlier >= 0
+        window_rows = np.concatenate([window_starts[text_of] + later, (window_starts[text_of] + earlier)[both]])
+        window_features = np.concatenate([features, features[both]])
+        return Vectors(
+            articles=self._tfidf(text_of, features, n_texts),
+            windows=self._tfidf(window_rows, window_features, int(windows_per_text.sum())),
+            window_starts=window_starts,
+        )
+
     def transform(self, texts: list[str]) -> sparse.csr_matrix:
-        """TF-IDF rows equal to `vectorizer_.transform(texts)`, counted for the whole batch at once."""
-        token_id = self.token_id_
-        ids, lengths = [], []
-        for text in texts:
-            row_ids = [token_id.get(token, -1) for token in tokenize(text)]
-            ids.extend(row_ids)
-            lengths.append(len(row_ids))
-        n_rows, n_features = len(texts), len(self.idf_)
-        ids = np.asarray(ids, dtype=np.int64)
-        row_of = np.repeat(np.arange(n_rows, dtype=np.int64), lengths)
-
-        known = ids >= 0
-        unigram = np.full(len(ids), -1, dtype=np.int64)
-        unigram[known] = self.unigram_feature_[ids[known]]
-        keep = unigram >= 0
-        features, rows = [unigram[keep]], [row_of[keep]]
-
-        pairs = known[:-1] & known[1:] & (row_of[:-1] == row_of[1:])
-        keys = ids[:-1][pairs] * self.n_tokens_ + ids[1:][pairs]
-        if len(keys) and len(self.bigram_keys_):
-            slot = np.minimum(np.searchsorted(self.bigram_keys_, keys), len(self.bigram_keys_) - 1)
-            found = self.bigram_keys_[slot] == keys
-            features.append(self.bigram_feature_[slot[found]])
-            rows.append(row_of[:-1][pairs][found])
-
-        cells, counts = np.unique(np.concatenate(rows) * n_features + np.concatenate(features), return_counts=True)
-        cell_rows, cell_features = cells // n_features, cells % n_features
-        weights = ((np.log(counts) + 1.0) * self.idf_[cell_features]).astype(np.float32)
-        norms = np.sqrt(np.bincount(cell_rows, weights=weights * weights, minlength=n_rows)).astype(np.float32)
-        weights /= norms[cell_rows]
-        indptr = np.searchsorted(cell_rows, np.arange(n_rows + 1))
-        return sparse.csr_matrix((weights, cell_features, indptr), shape=(n_rows, n_features))
+        """Article TF-IDF rows, equal to `vectorizer_.transform(texts)` (a test holds them equal)."""
+        return self.vectorize(texts).articles
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
-        return self.scores(self.transform(texts))
+        return self.scores(self.vectorize(texts))
 
-    def scores(self, X: sparse.csr_matrix) -> np.ndarray:
-        """Probability per label for already vectorised rows, (n_rows, n_labels)."""
-        logits = np.asarray(X @ self.coef_.T) + self.intercept_
+    def scores(self, vectors: Vectors) -> np.ndarray:
+        """Probability per label, (n_articles, n_labels)."""
+        inputs = self._stage_inputs(vectors, self.coef_by_feature_, self.intercept_)
+        logits = np.einsum("nlk,lk->nl", inputs, self.stage2_coef_) + self.stage2_intercept_
         return 1.0 / (1.0 + np.exp(-logits))
 
     def evidence(self, X: sparse.csr_matrix, row: int, label_index: int, limit: int = EVIDENCE_TERMS) -> list[str]:
@@ -124,6 +147,69 @@ class TopicClassifier(ClassifierMixin, BaseEstimator):
         contributions = weights * self.coef_[label_index, indices]
         order = np.argsort(-contributions)[:limit]
         return [str(self.feature_names_[indices[i]]) for i in order if contributions[i] > 0]
+
+    def _fit_first_stage(self, X: sparse.csr_matrix, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        coef, intercept = [], []
+        for column in range(Y.shape[1]):
+            model = LogisticRegression(C=self.C, class_weight="balanced", solver="liblinear", max_iter=1000)
+            model.fit(X, Y[:, column])
+            coef.append(model.coef_[0])
+            intercept.append(model.intercept_[0])
+        return np.vstack(coef).astype(np.float32), np.asarray(intercept, dtype=np.float32)
+
+    @staticmethod
+    def _stage_inputs(vectors: Vectors, by_feature: np.ndarray, intercept: np.ndarray) -> np.ndarray:
+        """(n_articles, n_labels, 3): article logit, best window logit, share of windows on topic.
+
+        `by_feature` is the (n_features, n_labels) weight matrix, C-contiguous: a transposed
+        view would be copied on every product.
+        """
+        article = np.asarray(vectors.articles @ by_feature) + intercept
+        window = np.asarray(vectors.windows @ by_feature) + intercept
+        best = np.maximum.reduceat(window, vectors.window_starts, axis=0)
+        counts = np.diff(np.append(vectors.window_starts, len(window)))[:, None]
+        share = np.add.reduceat((window > 0).astype(np.float64), vectors.window_starts, axis=0) / counts
+        return np.stack([article, best, share], axis=2)
+
+    def _feature_occurrences(self, texts: list[str]):
+        """(feature, text index, token position) of every vocabulary n-gram, and token counts."""
+        token_id = self.token_id_
+        ids, lengths = [], []
+        for text in texts:
+            row_ids = [token_id.get(token, -1) for token in tokenize(text)]
+            ids.extend(row_ids)
+            lengths.append(len(row_ids))
+        ids = np.asarray(ids, dtype=np.int64)
+        text_of = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        position = np.arange(len(ids), dtype=np.int64) - starts[text_of]
+
+        known = ids >= 0
+        unigram = np.full(len(ids), -1, dtype=np.int64)
+        unigram[known] = self.unigram_feature_[ids[known]]
+        keep = unigram >= 0
+        features, texts_of, positions = [unigram[keep]], [text_of[keep]], [position[keep]]
+        pairs = np.flatnonzero(known[:-1] & known[1:] & (text_of[:-1] == text_of[1:]))
+        keys = ids[pairs] * self.n_tokens_ + ids[pairs + 1]
+        if len(keys) and len(self.bigram_keys_):
+            slot = np.minimum(np.searchsorted(self.bigram_keys_, keys), len(self.bigram_keys_) - 1)
+            found = self.bigram_keys_[slot] == keys
+            features.append(self.bigram_feature_[slot[found]])
+            texts_of.append(text_of[pairs[found]])
+            positions.append(position[pairs[found]])
+        return np.concatenate(features), np.concatenate(texts_of), np.concatenate(positions), lengths
+
+    def _tfidf(self, rows: np.ndarray, features: np.ndarray, n_rows: int) -> sparse.csr_matrix:
+        """Rows of sublinear tf times idf, scaled to unit length, from (row, feature) occurrences."""
+        n_features = len(self.idf_)
+        cells, counts = np.unique(rows * n_features + features, return_counts=True)
+        cell_rows, cell_features = cells // n_features, cells % n_features
+        weights = ((np.log(counts) + 1.0) * self.idf_[cell_features]).astype(np.float32)
+        norms = np.sqrt(np.bincount(cell_rows, weights=weights * weights, minlength=n_rows)).astype(np.float32)
+        norms[norms == 0] = 1.0
+        weights /= norms[cell_rows]
+        indptr = np.searchsorted(cell_rows, np.arange(n_rows + 1))
+        return sparse.csr_matrix((weights, cell_features, indptr), shape=(n_rows, n_features))
 
     def _build_lookup(self) -> None:
         """Token ids for every word in the vocabulary; bigrams as sorted integer keys."""
@@ -141,3 +227,11 @@ class TopicClassifier(ClassifierMixin, BaseEstimator):
         order = np.argsort(keys)
         self.bigram_keys_ = keys[order]
         self.bigram_feature_ = np.array([feature for _, feature in bigrams], dtype=np.int64)[order]
+
+
+def _take(vectors: Vectors, rows: np.ndarray) -> Vectors:
+    """The vectors of some articles, their windows kept together."""
+    ends = np.append(vectors.window_starts[1:], vectors.windows.shape[0])
+    window_rows = np.concatenate([np.arange(vectors.window_starts[r], ends[r]) for r in rows])
+    sizes = ends[rows] - vectors.window_starts[rows]
+    return Vectors(vectors.articles[rows], vectors.windows[window_rows], np.concatenate([[0], np.cumsum(sizes)[:-1]]))
