@@ -1,9 +1,9 @@
 """`autotag train`: corpus -> cross-validated thresholds -> fitted models -> versioned bundle.
 
 Thresholds are chosen on out-of-fold scores (5-fold, fixed seed), never on the articles a
-model was fitted on: per topic the accept threshold maximises F1 and the lower review
-threshold maximises F2 (recall-heavy) but stays at or above half the accept threshold, so the
-review band holds the near misses an editor should see rather than every faint signal.
+model was fitted on: per topic the accept threshold is the middle of the plateau where F1 is
+best, and the lower review threshold maximises F2 (recall-heavy) between half the accept
+threshold and 0.05 below it, so the review band holds the near misses an editor should see.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 SEED = 20261122
 _MIN_POSITIVES = 5
 _THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.01), 2)
+_MIN_REVIEW_BAND = 0.05
 
 
 @dataclass(frozen=True)
@@ -112,14 +113,15 @@ def salience_rows(corpus: Corpus, cleaned: list[CleanArticle], matcher: CountryM
 
 
 def choose_thresholds(scores: np.ndarray, truth: np.ndarray) -> tuple[float, float, dict]:
-    """Accept threshold (best F1) and review threshold (best F2 in [accept/2, accept]) from out-of-fold scores."""
-    _, accept = max((_f_beta(scores >= t, truth, 1.0), t) for t in _THRESHOLD_GRID[::-1])
-    review_candidates = [t for t in _THRESHOLD_GRID if accept / 2 <= t <= accept]
-    _, review = max((_f_beta(scores >= t, truth, 2.0), t) for t in review_candidates[::-1])
+    """Accept threshold (best F1) and review threshold (best F2 below it) from out-of-fold scores."""
+    f1 = np.array([_f_beta(scores >= t, truth, 1.0) for t in _THRESHOLD_GRID])
+    accept = _middle_of_best(f1)
+    f2 = np.array([_f_beta(scores >= t, truth, 2.0) for t in _THRESHOLD_GRID])
+    review = _middle_of_best(np.where(_review_range(accept), f2, -1.0))
     predicted = scores >= accept
     metrics = prf(int((predicted & (truth == 1)).sum()), int((predicted & (truth == 0)).sum()), int((~predicted & (truth == 1)).sum()))
     metrics["positives"] = int(truth.sum())
-    return float(accept), float(review), metrics
+    return accept, review, metrics
 
 
 def choose_region_thresholds(scores, y, weights, groups, missed) -> tuple[float, float, dict]:
@@ -134,12 +136,25 @@ def choose_region_thresholds(scores, y, weights, groups, missed) -> tuple[float,
         tp, fp, fn = counts(threshold)
         return (1 + beta**2) * tp / max(1, (1 + beta**2) * tp + beta**2 * fn + fp)
 
-    _, accept = max((f_beta(t, 1.0), t) for t in _THRESHOLD_GRID[::-1])
-    _, review = max((f_beta(t, 2.0), t) for t in _THRESHOLD_GRID[::-1] if accept / 2 <= t <= accept)
+    accept = _middle_of_best(np.array([f_beta(t, 1.0) for t in _THRESHOLD_GRID]))
+    f2 = np.array([f_beta(t, 2.0) for t in _THRESHOLD_GRID])
+    review = _middle_of_best(np.where(_review_range(accept), f2, -1.0))
     metrics = prf(*counts(accept))
     metrics["articles"] = int(len(set(groups.tolist())))
     metrics["never_mentioned"] = missed
-    return float(accept), float(review), metrics
+    return accept, review, metrics
+
+
+def _middle_of_best(values: np.ndarray, tolerance: float = 0.002) -> float:
+    """The middle of the thresholds that score within `tolerance` of the best: a plateau's edge
+    is where a few out-of-fold articles happened to fall, its middle is what generalises."""
+    best = np.flatnonzero(values >= values.max() - tolerance)
+    return float(_THRESHOLD_GRID[best[len(best) // 2]])
+
+
+def _review_range(accept: float) -> np.ndarray:
+    """Review thresholds lie in [accept / 2, accept - 0.05]: a band that always exists."""
+    return (_THRESHOLD_GRID >= accept / 2) & (_THRESHOLD_GRID <= accept - _MIN_REVIEW_BAND + 1e-9)
 
 
 def _topic_out_of_fold(texts, Y, labels, options) -> np.ndarray:
