@@ -40,13 +40,14 @@ def test_bad_lines_are_reported_and_the_rest_still_run(tiny_bundle):
         b'{"id": "latin1", "title": "t", "body": "caf\xe9 in Paris"}',
         json.dumps({"id": "huge", "title": "t", "body": "word " * 1_000_000}).encode(),
         json.dumps(["an", "array"]).encode(),
+        b'{"id": "surrogate", "title": "t", "body": "Kyiv \\ud800 was hit"}',
         json.dumps(dict(GOOD, id="last")).encode(),
     ]
     run = autotag("tag", "-", "--model", str(tiny_bundle), stdin=b"\n".join(lines) + b"\n")
     assert run.returncode == 1
     assert [json.loads(line)["id"] for line in run.stdout.splitlines()] == ["g1", "last"]
     errors = {e["line"]: e for e in map(json.loads, run.stderr.decode().splitlines())}
-    assert sorted(errors) == [2, 3, 4, 5, 6, 7, 8]
+    assert sorted(errors) == [2, 3, 4, 5, 6, 7, 8, 9]
     assert "malformed JSON" in errors[2]["error"]
     assert errors[3]["field"] == "id"
     assert errors[4]["field"] == "body" and errors[4]["id"] == "no-body"
@@ -54,6 +55,7 @@ def test_bad_lines_are_reported_and_the_rest_still_run(tiny_bundle):
     assert "UTF-8" in errors[6]["error"]
     assert "limit" in errors[7]["error"] or "longer than" in errors[7]["error"]
     assert "object" in errors[8]["error"]
+    assert "surrogate" in errors[9]["error"] and errors[9]["id"] == "surrogate"
 
 
 def test_body_limit_is_configurable(tiny_bundle):

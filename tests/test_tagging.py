@@ -51,3 +51,22 @@ def test_five_syndicated_copies_get_the_same_tags(shipped_tagger):
         codes = {r["code"] for r in result["regions"]}
         assert {"KP", "RU"} <= codes, (result["id"], codes)
         assert not codes & {"BY", "FR", "TR"}, (result["id"], codes)  # debris teasers and venues
+
+
+def test_any_text_or_markup_tags_without_error(tiny_tagger):
+    """Property: whatever the body, tagging returns well-formed results (no exception, scores in range)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    fragments = st.sampled_from(["<p>", "</p>", "<div class='related'>", "</div>", "<script>", "</script>", "&amp;",
+                                 "\n\n", "Kyiv", "Georgia", "sanctions", "\u200b", "\x00", "<!--", "-->", "<", ">"])
+    bodies = st.lists(st.one_of(st.text(max_size=40), fragments), max_size=60).map("".join)
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(title=st.text(max_size=80), body=bodies)
+    def check(title, body):
+        result = tiny_tagger.tag(ArticleInput("x", title, body))
+        for tag in result["topics"] + result["suggested"]["topics"] + result["regions"] + result["suggested"]["regions"]:
+            assert 0.0 <= tag["score"] <= 1.0
+
+    check()

@@ -40,7 +40,6 @@ _CONTEXT_HOMONYMS = {
     "Niger": ("NG", ("Nigeria", "Nigerian", "Kwara", "Kaduna", "Kano"), ("Niamey", "Nigerien", "Tiani", "Bazoum", "Sahel")),
     "Congo": ("CG", ("Brazzaville", "Republic of Congo", "Congo-Brazzaville", "Sassou"), ("Kinshasa", "DRC", "Goma", "Tshisekedi", "Congolese", "M23")),
 }
-_WORD_CHAR = re.compile(r"\w")
 _CAPITALISED_NEXT = re.compile(r" ([A-Z][a-z]+)")
 _CAPITALISED_PREV = re.compile(r"([A-Z][a-z]+) $")
 
@@ -81,9 +80,10 @@ class CountryMatcher:
 
     def find(self, text: str) -> list[Mention]:
         mentions = []
+        length = len(text)
         for end_index, (alias, code, kind) in self._automaton.iter_long(text):
             start, end = end_index - len(alias) + 1, end_index + 1
-            if (start > 0 and _WORD_CHAR.match(text[start - 1])) or (end < len(text) and _WORD_CHAR.match(text[end])):
+            if (start > 0 and _is_word_char(text[start - 1])) or (end < length and _is_word_char(text[end])):
                 continue
             if kind == "ignore":
                 continue
@@ -91,6 +91,10 @@ class CountryMatcher:
                 continue
             mentions.append(Mention(code, alias, kind, start, end))
         return _resolve_homonyms(text, mentions)
+
+
+def _is_word_char(char: str) -> bool:
+    return char.isalnum() or char == "_"
 
 
 def _names_a_person(text: str, start: int, end: int) -> bool:

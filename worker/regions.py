@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,10 +61,11 @@ def find_candidates(article: CleanArticle, matcher: CountryMatcher) -> tuple[lis
     top = max(counts.values())
     ranking = sorted(counts, key=lambda code: (-counts[code], by_code[code][0].start))
     rows, candidates = [], []
-    for code in ranking:
+    for rank, code in enumerate(ranking):
         found = by_code[code]
         body_mentions = [m for m in found if m.start >= title_len]
-        paragraphs = {_paragraph_of(m.start, paragraph_starts) for m in body_mentions}
+        paragraph_of = [bisect_right(paragraph_starts, m.start) - 1 for m in body_mentions]
+        paragraphs = set(paragraph_of)
         first = (body_mentions[0].start - title_len) / body_len if body_mentions else 1.0
         feature = dict.fromkeys(FEATURES, 0.0)
         feature.update(
@@ -71,13 +73,13 @@ def find_candidates(article: CleanArticle, matcher: CountryMatcher) -> tuple[lis
             share=len(found) / total,
             count_over_top=len(found) / top,
             is_top=float(len(found) == top),
-            rank=float(ranking.index(code)),
+            rank=float(rank),
             n_candidates=float(len(by_code)),
             in_title=float(len(found) > len(body_mentions)),
             title_count=float(len(found) - len(body_mentions)),
             first_position=first,
             in_lead=float(any(p < _LEAD_PARAGRAPHS for p in paragraphs)),
-            lead_count=float(sum(_paragraph_of(m.start, paragraph_starts) < _LEAD_PARAGRAPHS for m in body_mentions)),
+            lead_count=float(sum(p < _LEAD_PARAGRAPHS for p in paragraph_of)),
             paragraph_spread=len(paragraphs) / max(1, len(paragraph_starts)),
             last_half_only=float(bool(body_mentions) and first > 0.5),
             dateline=float(_is_dateline(text, body_mentions, title_len)),
@@ -93,8 +95,9 @@ def find_candidates(article: CleanArticle, matcher: CountryMatcher) -> tuple[lis
 class SalienceClassifier(ClassifierMixin, BaseEstimator):
     """Scores how central a candidate country is to its article, from FEATURES rows."""
 
-    def __init__(self, max_iter: int = 150, learning_rate: float = 0.08, max_leaf_nodes: int = 15, random_state: int = 0):
+    def __init__(self, max_iter: int = 150, learning_rate: float = 0.08, max_leaf_nodes: int = 15, max_depth: int = 5, random_state: int = 0):
         self.max_iter = max_iter
+        self.max_depth = max_depth
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
         self.random_state = random_state
@@ -104,6 +107,7 @@ class SalienceClassifier(ClassifierMixin, BaseEstimator):
             max_iter=self.max_iter,
             learning_rate=self.learning_rate,
             max_leaf_nodes=self.max_leaf_nodes,
+            max_depth=self.max_depth,
             l2_regularization=1.0,
             min_samples_leaf=10,
             random_state=self.random_state,
@@ -177,16 +181,6 @@ def _paragraph_starts(article: CleanArticle, offset: int) -> list[int]:
         starts.append(position)
         position += len(paragraph) + 2
     return starts or [offset]
-
-
-def _paragraph_of(position: int, starts: list[int]) -> int:
-    index = 0
-    for i, start in enumerate(starts):
-        if start <= position:
-            index = i
-        else:
-            break
-    return index
 
 
 def _is_dateline(text: str, body_mentions: list[Mention], title_len: int) -> bool:

@@ -8,6 +8,7 @@ one pass, which is where batch throughput comes from.
 from __future__ import annotations
 
 import gc
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from .regions import find_candidates, mention_evidence
 from .text import CleanArticle, clean_article
 
 DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # Past this much clean text an article says nothing new about its tags; bounds time per article.
 MAX_ANALYSED_CHARS = 60_000
 
@@ -46,7 +48,13 @@ def parse_article(record: object, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTE
     body = record.get("body")
     if not isinstance(body, str):
         raise InputError("field 'body' is missing or not a string", field="body", article_id=article_id, line_no=line_no)
-    size = len(body.encode("utf-8", errors="surrogatepass"))
+    for field, value in (("id", article_id), ("title", title), ("body", body)):
+        if isinstance(value, str) and _LONE_SURROGATE.search(value):
+            raise InputError(
+                f"field {field!r} holds an unpaired UTF-16 surrogate (not valid Unicode)",
+                field=field, article_id=article_id if field != "id" else None, line_no=line_no,
+            )
+    size = len(body.encode("utf-8"))
     if size > max_body_bytes:
         raise InputError(
             f"field 'body' is {size:,} bytes, over the {max_body_bytes:,}-byte limit",
@@ -95,8 +103,9 @@ class Tagger:
         if not articles:
             return []
         cleaned = [_bounded(clean_article(a.title, a.body)) for a in articles]
-        rows = self.topic_model.transform([c.text for c in cleaned])
-        topic_scores = self.topic_model.scores(rows)
+        vectors = self.topic_model.vectorize([c.text for c in cleaned])
+        rows = vectors.articles
+        topic_scores = self.topic_model.scores(vectors)
         found = [find_candidates(c, self.matcher) for c in cleaned]
         all_features = [features for _, features in found if len(features)]
         salience = self.salience_model.salience(np.vstack(all_features)) if all_features else np.zeros(0)
