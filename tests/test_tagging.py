@@ -43,14 +43,19 @@ def test_shipped_model_tags_the_examples(shipped_tagger):
 
 
 @pytest.mark.skipif(not SEEDS, reason="../shared/seeds not present")
-def test_five_syndicated_copies_get_the_same_tags(shipped_tagger):
+def test_syndicated_copies_are_tagged_from_the_story_not_the_debris(shipped_tagger):
+    """Five outlets' versions of one wire story. The four that keep the wire copy's sanctions and
+    counteroffensive paragraphs get all three topics; the fifth (seed 004, rewritten around the
+    Kremlin's reaction) has neither thread beyond a clause, so by the guideline it is arms-deals
+    only. Every copy is about North Korea and Russia, and no tag comes from teasers or venues."""
     results = shipped_tagger.tag_many([ArticleInput(p.name, "", p.read_text(encoding="utf-8")) for p in SEEDS])
-    topic_sets = {frozenset(t["tag"] for t in r["topics"]) for r in results}
-    assert topic_sets == {frozenset({"arms-deals", "sanctions", "ukraine-front"})}
     for result in results:
+        topics = {t["tag"] for t in result["topics"]}
         codes = {r["code"] for r in result["regions"]}
+        expected = {"arms-deals"} if result["id"].startswith("004_") else {"arms-deals", "sanctions", "ukraine-front"}
+        assert topics == expected, (result["id"], topics)
         assert {"KP", "RU"} <= codes, (result["id"], codes)
-        assert not codes & {"BY", "FR", "TR"}, (result["id"], codes)  # debris teasers and venues
+        assert not codes & {"BY", "FR", "TR", "CN", "JP"}, (result["id"], codes)  # teasers, venues, passing mentions
 
 
 def test_any_text_or_markup_tags_without_error(tiny_tagger):

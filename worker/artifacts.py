@@ -53,9 +53,13 @@ def save_bundle(out_dir: str | Path, objects: dict[str, object], json_files: dic
         for name, data in json_files.items():
             (staging / name).write_text(json.dumps(data, ensure_ascii=False, sort_keys=True), encoding="utf-8")
         files = {path.name: _sha256(path) for path in sorted(staging.iterdir())}
+        created = datetime.now(timezone.utc)
+        # the version names the content: same files, same version; any change, a new one
+        content = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:8]
         full_manifest = {
             "format": BUNDLE_FORMAT,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "model_version": f"{created:%Y.%m.%d}-{content}",
+            "created_at": created.isoformat(timespec="seconds"),
             "libraries": library_versions(),
             **manifest,
             "files": files,

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from .artifacts import default_bundle_path
+from .artifacts import default_bundle_path, read_manifest
 from .errors import AutotagError, InputError
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2
@@ -165,7 +165,8 @@ def _run_train(args) -> int:
     from .training import TrainingOptions, train
 
     out = args.out or default_bundle_path()
-    manifest = train(args.corpus, out, TrainingOptions(folds=args.folds))
+    train(args.corpus, out, TrainingOptions(folds=args.folds))
+    manifest = read_manifest(out)
     metrics = manifest["metrics"]["cross_validated"]
     print(f"wrote {out} (model {manifest['model_version']}, {manifest['corpus']['articles']} articles)")
     for label, m in metrics["topics"].items():

@@ -76,8 +76,8 @@ class Tagger:
         self.matcher = CountryMatcher([tuple(row) for row in alias_table])
         self.labels: list[str] = [str(label) for label in topic_model.classes_]
         thresholds = manifest["thresholds"]
-        self.topic_accept = np.array([thresholds["topics"][label]["accept"] for label in self.labels])
-        self.topic_review = np.array([thresholds["topics"][label]["review"] for label in self.labels])
+        self.topic_accept = [float(thresholds["topics"][label]["accept"]) for label in self.labels]
+        self.topic_review = [float(thresholds["topics"][label]["review"]) for label in self.labels]
         self.region_accept = float(thresholds["regions"]["accept"])
         self.region_review = float(thresholds["regions"]["review"])
         self._country_names = _country_names()
@@ -108,13 +108,13 @@ class Tagger:
         topic_scores = self.topic_model.scores(vectors)
         found = [find_candidates(c, self.matcher) for c in cleaned]
         all_features = [features for _, features in found if len(features)]
-        salience = self.salience_model.salience(np.vstack(all_features)) if all_features else np.zeros(0)
+        salience = self.salience_model.salience(np.vstack(all_features)).tolist() if all_features else []
         results, offset = [], 0
         for index, article in enumerate(articles):
             candidates, features = found[index]
             article_salience = salience[offset : offset + len(candidates)]
             offset += len(candidates)
-            topics, suggested_topics = self._topics(rows, index, topic_scores[index])
+            topics, suggested_topics = self._topics(rows, index, topic_scores[index].tolist())
             regions, suggested_regions = self._regions(candidates, article_salience)
             results.append(
                 {
@@ -127,18 +127,20 @@ class Tagger:
             )
         return results
 
-    def _topics(self, rows, index: int, scores: np.ndarray) -> tuple[list, list]:
+    def _topics(self, rows, index: int, scores: list[float]) -> tuple[list, list]:
         accepted, suggested = [], []
-        for j in np.flatnonzero(scores >= self.topic_review)[np.argsort(-scores[scores >= self.topic_review])]:
-            score = float(scores[j])
+        for j in sorted(range(len(scores)), key=scores.__getitem__, reverse=True):
+            score = scores[j]
+            if score < self.topic_review[j]:
+                continue
             tag = {"tag": self.labels[j], "score": round(score, 4), "evidence": self.topic_model.evidence(rows, index, j)}
             (accepted if score >= self.topic_accept[j] else suggested).append(tag)
         return accepted, suggested
 
-    def _regions(self, candidates, salience: np.ndarray) -> tuple[list, list]:
+    def _regions(self, candidates, salience: list[float]) -> tuple[list, list]:
         accepted, suggested = [], []
-        for k in np.argsort(-salience, kind="stable"):
-            score = float(salience[k])
+        for k in sorted(range(len(salience)), key=salience.__getitem__, reverse=True):
+            score = salience[k]
             if score < self.region_review:
                 break
             candidate = candidates[k]

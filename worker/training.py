@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +40,7 @@ class TrainingOptions:
 
 
 def train(corpus_path: str | Path, out_dir: str | Path, options: TrainingOptions = TrainingOptions()) -> dict:
-    """Train every model on the corpus and write the bundle; returns the manifest written."""
+    """Train every model on the corpus and write the bundle; returns what training put in the manifest."""
     corpus = load_corpus(corpus_path)
     labels = corpus.labels
     _check_trainable(corpus, labels, options.folds)
@@ -71,7 +70,6 @@ def train(corpus_path: str | Path, out_dir: str | Path, options: TrainingOptions
     salience_model.fit(X[weights > 0], y[weights > 0])
 
     manifest = {
-        "model_version": f"{datetime.now(timezone.utc):%Y.%m.%d}-{corpus.digest[:8]}",
         "corpus": {"digest": corpus.digest, "articles": len(corpus.articles), "files": [Path(p).name for p in corpus.paths]},
         "labels": labels,
         "thresholds": {"topics": topic_thresholds, "regions": {"accept": region_accept, "review": region_review}},
