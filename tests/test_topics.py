@@ -9,6 +9,7 @@ from worker.topics import TopicClassifier, analyze, tokenize
 
 def test_tokenize_folds_case_and_accents():
     assert tokenize("Türkiye's T-72 tanks, 2024") == ["turkiye", "s", "t-72", "tanks", "2024"]
+    assert tokenize("Front-line “shelling” -- in Київ - -x y-") == ["front-line", "shelling", "in", "x", "y"]
     assert analyze("Arms deal signed") == ["arms", "deal", "signed", "arms deal", "deal signed"]
 
 

@@ -63,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--model", type=Path, default=None)
     bench.add_argument("--articles", type=int, default=2000, help="articles per measurement")
     bench.add_argument("--corpus", type=Path, default=_repo_path("models", "corpus"), help="where the benchmark's articles come from")
+    bench.add_argument("--repeats", type=int, default=5, help="timed runs; the best and the median are reported")
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(run=_run_bench)
     return parser
@@ -180,7 +181,7 @@ def _run_train(args) -> int:
 def _run_bench(args) -> int:
     from .bench import format_bench, run_bench
 
-    figures = run_bench(args.model, args.corpus, args.articles)
+    figures = run_bench(args.model, args.corpus, args.articles, args.repeats)
     print(json.dumps(figures, indent=2) if args.json else format_bench(figures))
     return EXIT_OK
 

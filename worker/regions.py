@@ -31,6 +31,8 @@ _KIND_GROUP = {
     "capital": "kind_place", "city": "kind_place", "metonym": "kind_institution",
     "leader": "kind_institution", "subnational": "kind_subnational",
 }
+_KIND_COLUMNS = ("kind_name", "kind_demonym", "kind_place", "kind_institution", "kind_subnational")
+assert FEATURES[-len(_KIND_COLUMNS):] == _KIND_COLUMNS
 _DATELINE_TAIL = re.compile(r"^[^.\n]{0,40}?(\(|—|–| - |--|:)")
 _LEAD_PARAGRAPHS = 2
 
@@ -60,34 +62,37 @@ def find_candidates(article: CleanArticle, matcher: CountryMatcher) -> tuple[lis
     counts = {code: len(found) for code, found in by_code.items()}
     top = max(counts.values())
     ranking = sorted(counts, key=lambda code: (-counts[code], by_code[code][0].start))
+    n_paragraphs = max(1, len(paragraph_starts))
     rows, candidates = [], []
     for rank, code in enumerate(ranking):
         found = by_code[code]
+        count = len(found)
         body_mentions = [m for m in found if m.start >= title_len]
         paragraph_of = [bisect_right(paragraph_starts, m.start) - 1 for m in body_mentions]
-        paragraphs = set(paragraph_of)
+        lead_count = sum(p < _LEAD_PARAGRAPHS for p in paragraph_of)
         first = (body_mentions[0].start - title_len) / body_len if body_mentions else 1.0
-        feature = dict.fromkeys(FEATURES, 0.0)
-        feature.update(
-            log_count=math.log1p(len(found)),
-            share=len(found) / total,
-            count_over_top=len(found) / top,
-            is_top=float(len(found) == top),
-            rank=float(rank),
-            n_candidates=float(len(by_code)),
-            in_title=float(len(found) > len(body_mentions)),
-            title_count=float(len(found) - len(body_mentions)),
-            first_position=first,
-            in_lead=float(any(p < _LEAD_PARAGRAPHS for p in paragraphs)),
-            lead_count=float(sum(p < _LEAD_PARAGRAPHS for p in paragraph_of)),
-            paragraph_spread=len(paragraphs) / max(1, len(paragraph_starts)),
-            last_half_only=float(bool(body_mentions) and first > 0.5),
-            dateline=float(_is_dateline(text, body_mentions, title_len)),
-            distinct_aliases=float(len({m.alias for m in found})),
-        )
+        kinds = dict.fromkeys(_KIND_COLUMNS, 0.0)
         for mention in found:
-            feature[_KIND_GROUP[mention.kind]] += 1.0 / len(found)
-        rows.append([feature[name] for name in FEATURES])
+            kinds[_KIND_GROUP[mention.kind]] += 1.0 / count
+        # one value per name in FEATURES, in that order
+        rows.append([
+            math.log1p(count),                                    # log_count
+            count / total,                                        # share
+            count / top,                                          # count_over_top
+            float(count == top),                                  # is_top
+            float(rank),                                          # rank
+            float(len(by_code)),                                  # n_candidates
+            float(count > len(body_mentions)),                    # in_title
+            float(count - len(body_mentions)),                    # title_count
+            first,                                                # first_position
+            float(lead_count > 0),                                # in_lead
+            float(lead_count),                                    # lead_count
+            len(set(paragraph_of)) / n_paragraphs,                # paragraph_spread
+            float(bool(body_mentions) and first > 0.5),           # last_half_only
+            float(_is_dateline(text, body_mentions, title_len)),  # dateline
+            float(len({m.alias for m in found})),                 # distinct_aliases
+            *kinds.values(),                                      # kind_* shares
+        ])
         candidates.append(Candidate(code, tuple(found)))
     return candidates, np.asarray(rows, dtype=np.float32)
 
@@ -95,7 +100,7 @@ def find_candidates(article: CleanArticle, matcher: CountryMatcher) -> tuple[lis
 class SalienceClassifier(ClassifierMixin, BaseEstimator):
     """Scores how central a candidate country is to its article, from FEATURES rows."""
 
-    def __init__(self, max_iter: int = 150, learning_rate: float = 0.08, max_leaf_nodes: int = 15, max_depth: int = 5, random_state: int = 0):
+    def __init__(self, max_iter: int = 80, learning_rate: float = 0.15, max_leaf_nodes: int = 15, max_depth: int = 5, random_state: int = 0):
         self.max_iter = max_iter
         self.max_depth = max_depth
         self.learning_rate = learning_rate

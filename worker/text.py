@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import re
+from bisect import bisect_left
 from dataclasses import dataclass
 
 import ahocorasick
@@ -35,24 +36,26 @@ _LOOKS_LIKE_HTML = re.compile(
 
 # Page furniture recognised by how the line starts (cheap: tried at position 0 only).
 _DEBRIS_START = re.compile(
-    "|".join(
+    r"[^\w©(]*(?:"  # leading bullets, dashes and spaces, once for all branches
+    + "|".join(
         [
-            r"\W*(follow|like) us\b",
-            r"\W*download (the |our )?apps?\b",
-            r"\W*subscribe\b",
-            r"\W*(advertisement|sponsored( content)?|video embed|ad)\W*$",
-            r"\W*share (this|on|via)\b",
-            r"\W*(©|\(c\)\s*\d{4}|copyright\b)",
-            r"\W*\(?(reporting|additional reporting|writing) by\b",
-            r"\W*this (story|article) (was|has been) (updated|corrected|published|produced|syndicated)",
-            r"\W*(image|photo|picture|credit|source|caption|file photo)\s*:",
-            r"\W*file\s*[-–—:]\s",
-            r"\W*(\d+\s+)?(comments?|join the (conversation|discussion)|leave a (comment|reply)|show comments)\b",
-            r"\W*no comments\b",
-            r"\W*save for later\b",
-            r"\W*(print|email|tweet|linkedin|facebook|twitter|whatsapp|telegram|reddit)(\s+(print|email|tweet|linkedin|facebook|twitter|whatsapp|telegram|reddit|share|download))+\W*$",
+            r"(follow|like) us\b",
+            r"download (the |our )?apps?\b",
+            r"subscribe\b",
+            r"(advertisement|sponsored( content)?|video embed|ad)\W*$",
+            r"share (this|on|via)\b",
+            r"(©|\(c\)\s*\d{4}|copyright\b)",
+            r"\(?(reporting|additional reporting|writing) by\b",
+            r"this (story|article) (was|has been) (updated|corrected|published|produced|syndicated)",
+            r"(image|photo|picture|credit|source|caption|file photo)\s*:",
+            r"file\s*[-–—:]\s",
+            r"(\d+\s+)?(comments?|join the (conversation|discussion)|leave a (comment|reply)|show comments)\b",
+            r"no comments\b",
+            r"save for later\b",
+            r"(print|email|tweet|linkedin|facebook|twitter|whatsapp|telegram|reddit)(\s+(print|email|tweet|linkedin|facebook|twitter|whatsapp|telegram|reddit|share|download))+\W*$",
         ]
-    ),
+    )
+    + ")",
     re.IGNORECASE,
 )
 # Page furniture anywhere in the line; only tried when the line holds one of the keywords.
@@ -102,12 +105,12 @@ _TEASER_MARKER = re.compile(
     re.IGNORECASE,
 )
 _MARKER_PREFIX = re.compile(r"^\W*(read (also|more)|also read|related|see also|watch|more)\s*[:|-]\s*\S", re.IGNORECASE)
-_TERMINAL = re.compile(r"[.!?…:;]['\"”’)\]»]*\s*$")
+_TERMINAL_MARKS = frozenset(".!?…:;")  # a sentence ends here, perhaps inside closing quotes
+_CLOSERS = "'\"”’)]» "
 _HAS_LETTER = re.compile(r"[^\W\d_]")
 _LETTER = re.compile(r"[^\W\d_]")
 _UPPER = re.compile(r"[A-ZÀ-ÖØ-Þ]")
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
-_HAS_INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
 _STOPWORDS = frozenset(
     "a an the of to in on for and or but with from by at as is are was were be been it its this that "
@@ -151,16 +154,17 @@ def drop_debris(lines: list[str], title: str = "") -> list[str]:
     title_words = _content_words(title)
     after_marker = False          # the previous line announced a teaser block
     teaser_headline: set[str] = set()  # content words of a teaser headline just dropped
-    for line in lines:
+    suspects = _lines_with_debris_keywords(lines)
+    for index, line in enumerate(lines):
         if not _HAS_LETTER.search(line):
             continue
-        if _is_debris(line):
+        if _DEBRIS_START.match(line) or (index in suspects and _DEBRIS_ANYWHERE.search(line)):
             after_marker, teaser_headline = False, set()
             continue
         if _TEASER_MARKER.fullmatch(line) or _MARKER_PREFIX.match(line):
             after_marker, teaser_headline = True, set()
             continue
-        word_count = len(line.split())
+        word_count = line.count(" ") + 1  # lines arrive with white space folded to single spaces
         if _is_headline(line, word_count):
             line_words = _content_words(line)
             if title_words and _overlap(line_words, title_words) >= 0.7:
@@ -183,15 +187,22 @@ def drop_debris(lines: list[str], title: str = "") -> list[str]:
     return kept
 
 
-def _is_debris(line: str) -> bool:
-    if _DEBRIS_START.match(line):
-        return True
-    return next(_DEBRIS_KEYWORDS.iter(line.lower()), None) is not None and _DEBRIS_ANYWHERE.search(line) is not None
+def _lines_with_debris_keywords(lines: list[str]) -> set[int]:
+    """Indices of the lines holding a debris keyword: one automaton pass over the whole text."""
+    lowered = [line.lower() for line in lines]  # per line: lower() may change a line's length
+    joined = "\n".join(lowered)
+    if not joined:
+        return set()
+    ends, position = [], -1
+    for line in lowered:
+        position += len(line) + 1
+        ends.append(position)
+    return {bisect_left(ends, end) for end, _ in _DEBRIS_KEYWORDS.iter(joined)}
 
 
 def _is_headline(line: str, word_count: int) -> bool:
     """A short line with no closing punctuation, or shouting in capitals: a headline, kicker or label."""
-    if word_count <= _HEADLINE_MAX_WORDS and not _TERMINAL.search(line):
+    if word_count <= _HEADLINE_MAX_WORDS and line.rstrip(_CLOSERS)[-1:] not in _TERMINAL_MARKS:
         return True
     if word_count < 3 or word_count > 60 or not line[:12].isupper():
         return False
@@ -234,6 +245,6 @@ def _strip_markup(text: str) -> str:
 
 def _normalise_line(line: str) -> str:
     """Invisible characters removed, every run of (Unicode) white space folded to one space."""
-    if _HAS_INVISIBLE.search(line):
-        line = line.translate(_INVISIBLE)
-    return " ".join(line.split())
+    if "  " in line or not line.isprintable():  # tabs, exotic spaces and invisible characters fail isprintable
+        return " ".join(line.translate(_INVISIBLE).split())
+    return line.strip()
