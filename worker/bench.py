@@ -65,4 +65,4 @@ def run_bench(model_dir: Path | None, corpus_path: Path, count: int, repeats: in
 
 
 def format_bench(figures: dict) -> str:
-    return "\n".join(f"{key:<26}{value}" for key, value in figures.items())
+    return "\n".join(f"{key:<34}{value}" for key, value in figures.items())

@@ -120,7 +120,8 @@ class TopicClassifier(ClassifierMixin, BaseEstimator):
         self.stage2_coef_ = np.zeros((len(labels), 2))
         self.stage2_intercept_ = np.zeros(len(labels))
         for j in range(len(labels)):
-            stage2 = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit(stacked[:, j, :], Y[:, j])
+            # unweighted: its output is a probability calibrated on out-of-fold scores
+            stage2 = LogisticRegression(C=1.0, max_iter=1000).fit(stacked[:, j, :], Y[:, j])
             self.stage2_coef_[j] = stage2.coef_[0]
             self.stage2_intercept_[j] = stage2.intercept_[0]
         return self
