@@ -4,6 +4,10 @@
     autotag evaluate --data F    precision / recall / F1 against labeled articles
     autotag train                corpus -> model bundle
     autotag bench                in-process throughput, load time and peak memory
+    autotag up                   the whole service on one machine (embedded Redis unless configured)
+    autotag serve | worker       the HTTP ingress or a Celery worker alone (production)
+    autotag deliveries           pending and dead callback deliveries
+    autotag redeliver ID|--all-dead   put dead deliveries back on the schedule
 """
 
 from __future__ import annotations
@@ -66,6 +70,35 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=5, help="timed runs; the best and the median are reported")
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(run=_run_bench)
+
+    up = commands.add_parser("up", help="run Redis (embedded unless configured), a worker and the ingress; Ctrl-C stops all")
+    up.add_argument("--config", type=Path, default=None, help="TOML config (default: $AUTOTAG_CONFIG or ~/.autotag/autotag.toml, written on first run)")
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=8080)
+    up.add_argument("--demo", action="store_true", help="publish examples/articles.jsonl through the ingress once ready and print the callbacks")
+    up.add_argument("--once", action="store_true", help="with --demo: stop after the demo's callbacks arrived")
+    up.set_defaults(run=_run_up)
+
+    serve = commands.add_parser("serve", help="run the HTTP ingress alone (needs redis_url)")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.set_defaults(run=_run_serve)
+
+    worker = commands.add_parser("worker", help="run a Celery worker alone (needs redis_url)")
+    worker.add_argument("--concurrency", type=int, default=None, help="worker processes (default: one per core)")
+    worker.add_argument("--loglevel", default="WARNING")
+    worker.set_defaults(run=_run_worker)
+
+    deliveries = commands.add_parser("deliveries", help="list pending and dead callback deliveries")
+    deliveries.add_argument("--dead", action="store_true", help="only dead deliveries")
+    deliveries.add_argument("--limit", type=int, default=50)
+    deliveries.add_argument("--json", action="store_true")
+    deliveries.set_defaults(run=_run_deliveries)
+
+    redeliver = commands.add_parser("redeliver", help="put dead deliveries back on the schedule, due now")
+    redeliver.add_argument("ids", nargs="*", help="delivery ids (webhook-id values)")
+    redeliver.add_argument("--all-dead", action="store_true")
+    redeliver.set_defaults(run=_run_redeliver)
     return parser
 
 
@@ -184,6 +217,103 @@ def _run_bench(args) -> int:
     figures = run_bench(args.model, args.corpus, args.articles, args.repeats)
     print(json.dumps(figures, indent=2) if args.json else format_bench(figures))
     return EXIT_OK
+
+
+def _run_up(args) -> int:
+    from .services import run_up
+
+    demo = _repo_path("examples", "articles.jsonl") if args.demo else None
+    return run_up(args.config, args.host, args.port, demo, args.once)
+
+
+def _run_serve(args) -> int:
+    import redis
+    import uvicorn
+
+    from .app import create_app
+    from .ingress import create_ingress
+    from .ledger import Ledger
+    from .settings import load_settings
+
+    settings = _service_settings(load_settings())
+    import os
+
+    app = create_app(settings, queue_prefix=os.environ.get("AUTOTAG_QUEUE_PREFIX", ""))
+    api = create_ingress(settings, app, Ledger(redis.Redis.from_url(settings.redis_url), settings.key_prefix))
+    uvicorn.run(api, host=args.host or settings.host, port=args.port or settings.port, log_level="warning")
+    return EXIT_OK
+
+
+def _run_worker(args) -> int:
+    from .app import create_app
+    from .artifacts import verify_bundle
+    from .settings import load_settings
+
+    settings = _service_settings(load_settings())
+    verify_bundle(settings.model_dir or default_bundle_path())  # refuse a bad bundle before starting anything
+    import os
+
+    app = create_app(settings, queue_prefix=os.environ.get("AUTOTAG_QUEUE_PREFIX", ""))
+    prefix = app.autotag_queue_prefix
+    argv = ["worker", f"--loglevel={args.loglevel}", f"--queues={prefix}autotag.tag,{prefix}autotag.deliver", "--without-gossip", "--without-mingle"]
+    if args.concurrency:
+        argv.append(f"--concurrency={args.concurrency}")
+    app.worker_main(argv)
+    return EXIT_OK
+
+
+def _run_deliveries(args) -> int:
+    import time
+
+    ledger = _ledger()
+    rows = [] if args.dead else [("pending", r) for r in ledger.listing("due", args.limit)]
+    rows += [("dead", r) for r in ledger.listing("dead", args.limit)]
+    if args.json:
+        for state, record in rows:
+            record.pop("payload", None)
+            print(json.dumps({"list": state, **record}, ensure_ascii=False))
+        return EXIT_OK
+    if not rows:
+        print("no pending or dead deliveries")
+    for state, r in rows:
+        when = f"next in {max(0, r['score'] - time.time()):.0f}s" if state == "pending" else time.strftime("died %Y-%m-%d %H:%M:%S", time.gmtime(r["score"]))
+        print(f"{state:<8}{r['id']}  client {r['client']}  article {r['article']} rev {r['revision']}  tries {r['attempts']}  {when}  {r.get('last_error', '')}")
+    return EXIT_OK
+
+
+def _run_redeliver(args) -> int:
+    import time
+
+    ledger = _ledger()
+    ids = list(args.ids) + ([r["id"] for r in ledger.listing("dead", 100000)] if args.all_dead else [])
+    if not ids:
+        raise InputError("name delivery ids or pass --all-dead")
+    refused = 0
+    for message_id in ids:
+        if ledger.redeliver(message_id, time.time()):
+            print(f"{message_id}: scheduled")
+        else:
+            refused += 1
+            print(f"{message_id}: not dead, unknown, or superseded by a newer revision", file=sys.stderr)
+    return EXIT_SOME_FAILED if refused else EXIT_OK
+
+
+def _service_settings(settings):
+    from .errors import ConfigError
+
+    if not settings.redis_url:
+        raise ConfigError("no redis_url configured (or AUTOTAG_REDIS_URL); `autotag up` starts an embedded Redis instead")
+    return settings
+
+
+def _ledger():
+    import redis
+
+    from .ledger import Ledger
+    from .settings import load_settings
+
+    settings = _service_settings(load_settings())
+    return Ledger(redis.Redis.from_url(settings.redis_url), settings.key_prefix)
 
 
 def _open_input(path) -> BinaryIO:

@@ -1,0 +1,206 @@
+"""The real stack for integration tests: Redis, a worker process, the ingress process, and a
+loopback HTTP server standing in for the CMS that verifies every callback's signature.
+
+Redis is the machine's on 127.0.0.1:6379 when reachable (each run in its own key and queue
+prefix, cleaned up afterwards), else an embedded redis-server on a free port.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import redis
+from standardwebhooks.webhooks import Webhook
+
+from worker.ledger import Ledger
+from worker.services import EmbeddedRedis, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def new_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+class CmsStub:
+    """A CMS endpoint on loopback. `respond` maps an article id to a status to answer (default
+    200); every request is kept with its verified payload, or its verification error."""
+
+    def __init__(self, secret: str, port: int | None = None):
+        self.secret = secret
+        self.port = port or free_port()
+        self.received: list[dict] = []
+        self.respond: dict = {}
+        self.default_status = 200
+        self._server = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks/tags"
+
+    def start(self) -> "CmsStub":
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                raw = self.rfile.read(int(self.headers.get("content-length", 0)))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                record = {"headers": headers, "raw": raw, "at": time.time()}
+                try:
+                    record["payload"] = Webhook(stub.secret).verify(raw, headers)
+                except Exception as exc:  # a bad signature is a test failure, recorded here
+                    record["error"] = repr(exc)
+                stub.received.append(record)
+                article = (record.get("payload") or {}).get("article", {}).get("id")
+                status = stub.respond.get(article, stub.default_status)
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def for_article(self, article_id, ok_only: bool = True) -> list[dict]:
+        return [r for r in self.received if "payload" in r and r["payload"]["article"]["id"] == article_id]
+
+    def wait_for(self, article_id, count: int = 1, timeout: float = 20.0) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.for_article(article_id)
+            if len(found) >= count:
+                return found
+            time.sleep(0.05)
+        raise AssertionError(f"no {count} callback(s) for {article_id} within {timeout}s; got {len(self.for_article(article_id))}")
+
+
+def machine_redis_url() -> str | None:
+    try:
+        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=0.5).ping()
+        return "redis://127.0.0.1:6379/0"
+    except redis.RedisError:
+        return None
+
+
+class Stack:
+    """Redis + worker + ingress + CMS stub, with a config written for the run."""
+
+    def __init__(self, tmp: Path, *, redis_url: str | None = None, retry_delays=(0.3, 0.3, 0.5, 0.5, 1.0), workers: int = 1, signing: bool = False):
+        self.tmp = Path(tmp)
+        self.prefix = "t" + secrets.token_hex(4)
+        self.embedded = None
+        self.redis_url = redis_url or machine_redis_url()
+        if self.redis_url is None:
+            self.embedded = EmbeddedRedis(self.tmp / "redis").start()
+            self.redis_url = self.embedded.url
+        self.cms = CmsStub(new_secret()).start()
+        self.token = secrets.token_urlsafe(16)
+        self.signing_secret = new_secret() if signing else None
+        self.port = free_port()
+        self.config = self.tmp / "autotag.toml"
+        lines = [
+            f'key_prefix = "{self.prefix}"',
+            f"retry_delays = {list(retry_delays)}",
+            "retry_jitter = 0.0",
+            "callback_timeout = 2.0",
+            "",
+            "[[clients]]",
+            'id = "newsroom"',
+            f'token = "{self.token}"',
+            f'callback_url = "{self.cms.url}"',
+            f'callback_secret = "{self.cms.secret}"',
+            "allow_private_callback = true",
+        ]
+        if self.signing_secret:
+            lines.append(f'signing_secret = "{self.signing_secret}"')
+        self.config.write_text("\n".join(lines) + "\n")
+        self.env = {**os.environ, "AUTOTAG_CONFIG": str(self.config), "AUTOTAG_REDIS_URL": self.redis_url,
+                    "AUTOTAG_QUEUE_PREFIX": self.prefix + ".", "AUTOTAG_PORT": str(self.port)}
+        self.workers: list[subprocess.Popen] = []
+        self.ingress: subprocess.Popen | None = None
+        self.n_workers = workers
+        self.redis = redis.Redis.from_url(self.redis_url)
+        self.ledger = Ledger(self.redis, self.prefix)
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=10)
+
+    def start(self) -> "Stack":
+        for _ in range(self.n_workers):
+            self.start_worker()
+        self.ingress = subprocess.Popen([sys.executable, "-m", "worker.cli", "serve"], env=self.env, cwd=ROOT,
+                                        stdout=subprocess.DEVNULL, stderr=open(self.tmp / "ingress.log", "ab"))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if self.http.get("/readyz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("ingress not ready: " + (self.tmp / "ingress.log").read_text()[-2000:])
+        self.wait_for_workers()
+        return self
+
+    def start_worker(self) -> subprocess.Popen:
+        log = open(self.tmp / f"worker-{len(self.workers)}.log", "ab")
+        process = subprocess.Popen([sys.executable, "-m", "worker.cli", "worker", "--concurrency", "1", "--loglevel", "INFO"],
+                                   env=self.env, cwd=ROOT, stdout=log, stderr=log)
+        self.workers.append(process)
+        return process
+
+    def wait_for_workers(self, timeout: float = 60.0) -> None:
+        """Ready when a probe event round-trips to the CMS stub."""
+        probe = f"probe-{secrets.token_hex(3)}"
+        self.publish(probe, 1, body="The city council met on Monday to discuss the budget for new parks.")
+        self.cms.wait_for(probe, timeout=timeout)
+
+    def publish(self, article_id, revision: int, *, event_id: str | None = None, body: str | None = None, title: str = "Title",
+                type: str = "article.published", headers: dict | None = None) -> httpx.Response:
+        event = {"id": event_id or f"evt-{article_id}-{revision}-{secrets.token_hex(3)}", "type": type,
+                 "occurred_at": "2026-11-22T10:00:00Z",
+                 "article": {"id": article_id, "revision": revision, "title": title, "body": body or "Text."}}
+        return self.post_raw(json.dumps(event).encode(), headers=headers)
+
+    def post_raw(self, raw: bytes, *, headers: dict | None = None, token: str | None = None) -> httpx.Response:
+        all_headers = {"authorization": f"Bearer {token or self.token}", "content-type": "application/json", **(headers or {})}
+        return self.http.post("/v1/events", content=raw, headers=all_headers)
+
+    def queue_length(self) -> int:
+        return self.redis.llen(self.prefix + ".autotag.tag")
+
+    def stop(self) -> None:
+        for process in [*self.workers, self.ingress]:
+            if process and process.poll() is None:
+                process.terminate()
+        for process in [*self.workers, self.ingress]:
+            if process:
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        self.cms.stop()
+        self.http.close()
+        for key in self.redis.scan_iter(f"{self.prefix}*"):
+            self.redis.delete(key)
+        if self.embedded:
+            self.embedded.stop()

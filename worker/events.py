@@ -1,0 +1,121 @@
+"""The publish-event contract (see README) and its validation: raw bytes in, PublishEvent out.
+
+Every refusal is an EventError naming the field and the HTTP status to answer with, so the
+CMS engineer reading the 4xx knows what to fix.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from .errors import EventError
+
+EVENT_TYPES = ("article.published", "article.updated", "article.unpublished")
+_MAX_ID_CHARS = 200
+
+
+@dataclass(frozen=True)
+class Article:
+    id: str | int
+    revision: int
+    title: str
+    body: str
+    url: str | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class PublishEvent:
+    id: str
+    type: str
+    occurred_at: str
+    article: Article
+
+    @property
+    def tags_wanted(self) -> bool:
+        return self.type != "article.unpublished"
+
+    def to_message(self, client_id: str, received_at: float) -> dict:
+        """The JSON-safe task message the queue carries."""
+        return {"client": client_id, "received_at": received_at, "event": asdict(self)}
+
+    @classmethod
+    def from_message(cls, event: dict) -> "PublishEvent":
+        return cls(event["id"], event["type"], event["occurred_at"], Article(**event["article"]))
+
+
+def parse_event(raw: bytes, *, max_body_bytes: int) -> PublishEvent:
+    if len(raw) > max_body_bytes:
+        raise EventError(f"request body is {len(raw):,} bytes, over the {max_body_bytes:,}-byte limit", status=413)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EventError(f"request body is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})", status=400) from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EventError(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", status=400) from exc
+    except RecursionError as exc:
+        raise EventError("malformed JSON: nested too deeply", status=400) from exc
+    if not isinstance(data, dict):
+        raise EventError("the event must be a JSON object", status=422)
+
+    event_id = _string(data, "id", "id")
+    if len(event_id) > _MAX_ID_CHARS:
+        raise EventError(f"'id' is longer than {_MAX_ID_CHARS} characters", field="id")
+    event_type = _string(data, "type", "type")
+    if event_type not in EVENT_TYPES:
+        raise EventError(f"'type' must be one of {', '.join(EVENT_TYPES)}", field="type")
+    occurred_at = _string(data, "occurred_at", "occurred_at")
+    try:
+        datetime.fromisoformat(occurred_at)
+    except ValueError as exc:
+        raise EventError("'occurred_at' must be an RFC 3339 timestamp", field="occurred_at") from exc
+
+    article = data.get("article")
+    if not isinstance(article, dict):
+        raise EventError("'article' is missing or not an object", field="article")
+    article_id = article.get("id")
+    if isinstance(article_id, bool) or not isinstance(article_id, (str, int)) or article_id == "":
+        raise EventError("'article.id' is missing or not a string/integer", field="article.id")
+    if isinstance(article_id, str) and len(article_id) > _MAX_ID_CHARS:
+        raise EventError(f"'article.id' is longer than {_MAX_ID_CHARS} characters", field="article.id")
+    revision = article.get("revision")
+    if isinstance(revision, bool) or not isinstance(revision, int) or revision < 0:
+        raise EventError("'article.revision' is missing or not a non-negative integer", field="article.revision")
+    wants_text = event_type != "article.unpublished"
+    title = _optional_string(article, "title", "article.title", required=wants_text)
+    body = _optional_string(article, "body", "article.body", required=wants_text)
+    if wants_text and not body.strip():
+        raise EventError("'article.body' is empty", field="article.body")
+    return PublishEvent(
+        id=event_id,
+        type=event_type,
+        occurred_at=occurred_at,
+        article=Article(
+            id=article_id,
+            revision=revision,
+            title=title or "",
+            body=body or "",
+            url=_optional_string(article, "url", "article.url", required=False),
+            language=_optional_string(article, "language", "article.language", required=False),
+        ),
+    )
+
+
+def _string(data: dict, key: str, field: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise EventError(f"'{field}' is missing or not a non-empty string", field=field)
+    return value
+
+
+def _optional_string(data: dict, key: str, field: str, *, required: bool) -> str | None:
+    value = data.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise EventError(f"'{field}' is {'missing or ' if required else ''}not a string", field=field)
+    return value

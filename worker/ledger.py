@@ -1,0 +1,224 @@
+"""The ledger in Redis: which events were seen, which revision of each article is current, and
+every delivery with its retry schedule, dead letters and counters.
+
+Keys (all under one prefix):
+    seen:{client}:{event}      ingress dedupe (SET NX, TTL)
+    done:{client}:{event}      a processed event (TTL): a redelivered task does nothing twice
+    failed:{client}:{event}    why tagging an event failed (poison input), kept for inspection
+    article:{client}:{id}      hash: latest revision, unpublished revision, pending delivery
+    delivery:{id}              hash: the delivery, its payload, attempts, state, last error
+    due                        sorted set: delivery id -> when to try next (the durable schedule)
+    dead                       sorted set: delivery id -> when it died
+    metrics / latency          hashes of counters and latency-histogram buckets
+
+Ordering rules live in Lua scripts so each is one atomic step: a delivery for an older
+revision is never scheduled after a newer one, scheduling a newer revision supersedes a pending
+older one, and unpublishing cancels what is pending.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+
+import redis
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+_SCHEDULE = """
+local article, delivery, due = KEYS[1], KEYS[2], KEYS[3]
+local revision, id, now = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local latest = tonumber(redis.call('HGET', article, 'latest') or '-1')
+local unpublished = tonumber(redis.call('HGET', article, 'unpublished') or '-1')
+if revision < latest or revision <= unpublished then return 'superseded' end
+if redis.call('EXISTS', delivery) == 1 then return 'exists' end
+local pending = redis.call('HGET', article, 'pending')
+if pending and pending ~= id then
+  redis.call('ZREM', due, pending)
+  redis.call('HSET', ARGV[5] .. pending, 'state', 'superseded')
+end
+redis.call('HSET', article, 'latest', revision, 'pending', id)
+redis.call('HSET', delivery, 'payload', ARGV[4], 'state', 'pending', 'attempts', 0, 'created_at', now,
+           'article', ARGV[6], 'client', ARGV[7], 'revision', revision, 'event', ARGV[8], 'received_at', ARGV[9])
+redis.call('ZADD', due, now, id)
+return 'scheduled'
+"""
+_UNPUBLISH = """
+local article, due = KEYS[1], KEYS[2]
+local revision = tonumber(ARGV[1])
+local unpublished = tonumber(redis.call('HGET', article, 'unpublished') or '-1')
+if revision > unpublished then redis.call('HSET', article, 'unpublished', revision) end
+local latest = tonumber(redis.call('HGET', article, 'latest') or '-1')
+if revision > latest then redis.call('HSET', article, 'latest', revision) end
+local pending = redis.call('HGET', article, 'pending')
+if pending then
+  local state = redis.call('HGET', ARGV[2] .. pending, 'state')
+  local pending_revision = tonumber(redis.call('HGET', ARGV[2] .. pending, 'revision') or '-1')
+  if state == 'pending' and pending_revision <= revision then
+    redis.call('ZREM', due, pending)
+    redis.call('HSET', ARGV[2] .. pending, 'state', 'cancelled')
+    redis.call('HDEL', article, 'pending')
+    return 1
+  end
+end
+return 0
+"""
+# Take up to ARGV[3] deliveries due by ARGV[1], pushing each out by a lease (ARGV[2]) so that no
+# other dispatcher takes it meanwhile; if the taker dies, it is due again when the lease ends.
+_CLAIM_DUE = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
+return ids
+"""
+
+
+def delivery_id(client_id: str, event_id: str) -> str:
+    """Stable across retries and redeliveries: the receiver's dedupe key (webhook-id)."""
+    return "msg_" + hashlib.sha256(f"{client_id}\x00{event_id}".encode()).hexdigest()[:32]
+
+
+class Ledger:
+    def __init__(self, client: redis.Redis, prefix: str = "autotag"):
+        self.redis = client
+        self.prefix = prefix
+        self._schedule = client.register_script(_SCHEDULE)
+        self._unpublish = client.register_script(_UNPUBLISH)
+        self._claim_due = client.register_script(_CLAIM_DUE)
+
+    def key(self, *parts) -> str:
+        return ":".join([self.prefix, *map(str, parts)])
+
+    # events
+    def claim_event(self, client_id: str, event_id: str, ttl: int) -> bool:
+        return bool(self.redis.set(self.key("seen", client_id, event_id), 1, nx=True, ex=ttl))
+
+    def release_event(self, client_id: str, event_id: str) -> None:
+        self.redis.delete(self.key("seen", client_id, event_id))
+
+    def event_done(self, client_id: str, event_id: str) -> bool:
+        return bool(self.redis.exists(self.key("done", client_id, event_id)))
+
+    def mark_event_done(self, client_id: str, event_id: str, ttl: int) -> None:
+        self.redis.set(self.key("done", client_id, event_id), 1, ex=ttl)
+
+    def record_failure(self, client_id: str, event_id: str, reason: str, ttl: int) -> None:
+        self.redis.set(self.key("failed", client_id, event_id), reason[:2000], ex=ttl)
+
+    def failure(self, client_id: str, event_id: str) -> str | None:
+        value = self.redis.get(self.key("failed", client_id, event_id))
+        return value.decode() if value else None
+
+    # deliveries
+    def schedule(self, client_id: str, event_id: str, article_id, revision: int, payload: dict, received_at: float, due_at: float) -> tuple[str, str]:
+        """(delivery id, 'scheduled' | 'exists' | 'superseded')."""
+        message_id = delivery_id(client_id, event_id)
+        outcome = self._schedule(
+            keys=[self.key("article", client_id, article_id), self.key("delivery", message_id), self.key("due")],
+            args=[revision, message_id, due_at, json.dumps(payload, ensure_ascii=False), self.key("delivery", ""),
+                  json.dumps(article_id), client_id, event_id, received_at],
+        )
+        return message_id, outcome.decode()
+
+    def unpublish(self, client_id: str, article_id, revision: int) -> bool:
+        return bool(self._unpublish(keys=[self.key("article", client_id, article_id), self.key("due")], args=[revision, self.key("delivery", "")]))
+
+    def delivery(self, message_id: str) -> dict | None:
+        raw = self.redis.hgetall(self.key("delivery", message_id))
+        if not raw:
+            return None
+        record = {k.decode(): v.decode() for k, v in raw.items()}
+        record["id"] = message_id
+        record["attempts"] = int(record.get("attempts", 0))
+        record["revision"] = int(record["revision"])
+        record["article"] = json.loads(record["article"])
+        return record
+
+    def is_current(self, record: dict) -> bool:
+        """Still the article's pending delivery (not superseded by a newer revision, not cancelled)."""
+        pending = self.redis.hget(self.key("article", record["client"], record["article"]), "pending")
+        return record.get("state") == "pending" and pending is not None and pending.decode() == record["id"]
+
+    def mark_delivered(self, record: dict) -> None:
+        article = self.key("article", record["client"], record["article"])
+        with self.redis.pipeline() as pipe:
+            pipe.hset(self.key("delivery", record["id"]), mapping={"state": "delivered", "delivered_at": time.time(), "attempts": record["attempts"] + 1})
+            pipe.zrem(self.key("due"), record["id"])
+            pipe.execute()
+        # clear the article's pending slot only if it still names this delivery
+        self.redis.eval(
+            "if redis.call('HGET', KEYS[1], 'pending') == ARGV[1] then redis.call('HDEL', KEYS[1], 'pending') end "
+            "redis.call('HSET', KEYS[1], 'delivered', ARGV[2]) return 1",
+            1, article, record["id"], record["revision"],
+        )
+
+    def reschedule(self, record: dict, due_at: float, error: str) -> None:
+        with self.redis.pipeline() as pipe:
+            pipe.hset(self.key("delivery", record["id"]), mapping={"attempts": record["attempts"] + 1, "last_error": error[:500], "next_at": due_at})
+            pipe.zadd(self.key("due"), {record["id"]: due_at})
+            pipe.execute()
+
+    def kill(self, record: dict, error: str) -> None:
+        with self.redis.pipeline() as pipe:
+            pipe.hset(self.key("delivery", record["id"]), mapping={"state": "dead", "attempts": record["attempts"] + 1, "last_error": error[:500], "died_at": time.time()})
+            pipe.zrem(self.key("due"), record["id"])
+            pipe.zadd(self.key("dead"), {record["id"]: time.time()})
+            pipe.execute()
+
+    def drop(self, record: dict, state: str) -> None:
+        """Take a superseded or cancelled delivery off the schedule."""
+        with self.redis.pipeline() as pipe:
+            pipe.hset(self.key("delivery", record["id"]), "state", state)
+            pipe.zrem(self.key("due"), record["id"])
+            pipe.execute()
+
+    def claim_due(self, now: float, lease: float, limit: int = 100) -> list[str]:
+        return [i.decode() for i in self._claim_due(keys=[self.key("due")], args=[now, now + lease, limit])]
+
+    def listing(self, which: str, limit: int = 100) -> list[dict]:
+        """Deliveries on the schedule ('due', soonest first) or dead ('dead', newest first)."""
+        ids = self.redis.zrange(self.key(which), 0, limit - 1, desc=(which == "dead"), withscores=True)
+        records = []
+        for raw_id, score in ids:
+            record = self.delivery(raw_id.decode())
+            if record:
+                record["score"] = score
+                records.append(record)
+        return records
+
+    def redeliver(self, message_id: str, now: float) -> bool:
+        """Put a dead delivery back on the schedule, due now, with a fresh retry budget."""
+        record = self.delivery(message_id)
+        if not record or record["state"] != "dead":
+            return False
+        article = self.key("article", record["client"], record["article"])
+        latest = int(self.redis.hget(article, "latest") or -1)
+        unpublished = int(self.redis.hget(article, "unpublished") or -1)
+        if record["revision"] < latest or record["revision"] <= unpublished:
+            return False  # a newer revision or an unpublish has happened since
+        with self.redis.pipeline() as pipe:
+            pipe.hset(self.key("delivery", message_id), mapping={"state": "pending", "attempts": 0})
+            pipe.hset(article, "pending", message_id)
+            pipe.zrem(self.key("dead"), message_id)
+            pipe.zadd(self.key("due"), {message_id: now})
+            pipe.execute()
+        return True
+
+    # counters
+    def count(self, name: str, amount: int = 1) -> None:
+        self.redis.hincrby(self.key("metrics"), name, amount)
+
+    def observe_latency(self, seconds: float) -> None:
+        bucket = next((str(b) for b in LATENCY_BUCKETS if seconds <= b), "+Inf")
+        with self.redis.pipeline() as pipe:
+            pipe.hincrby(self.key("latency"), bucket, 1)
+            pipe.hincrbyfloat(self.key("latency"), "sum", seconds)
+            pipe.execute()
+
+    def counters(self) -> tuple[dict[str, int], dict[str, float]]:
+        counters = {k.decode(): int(v) for k, v in self.redis.hgetall(self.key("metrics")).items()}
+        latency = {k.decode(): float(v) for k, v in self.redis.hgetall(self.key("latency")).items()}
+        return counters, latency
+
+    def schedule_size(self) -> tuple[int, int]:
+        return self.redis.zcard(self.key("due")), self.redis.zcard(self.key("dead"))

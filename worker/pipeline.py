@@ -1,0 +1,136 @@
+"""What a worker does with an event and a delivery, as plain functions (no Celery here).
+
+process_event: event -> (unpublish | tags) -> a scheduled delivery -> a first attempt at once.
+attempt_delivery: one try at a scheduled delivery -> delivered, rescheduled or dead.
+dispatch_due: hand deliveries whose retry time has come to the delivery queue.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import httpx
+
+from .delivery import next_delay, post_callback
+from .errors import DeliveryError
+from .events import PublishEvent
+from .ledger import Ledger
+from .settings import Settings
+from .tagging import Tagger, parse_article
+
+log = logging.getLogger("autotag.pipeline")
+# while a first attempt runs inline, the schedule holds the delivery this far in the future
+FIRST_ATTEMPT_LEASE = 60.0
+
+
+@dataclass
+class Runtime:
+    """A worker process's long-lived parts: settings, ledger, the tagger (loaded once), HTTP."""
+
+    settings: Settings
+    ledger: Ledger
+    load_tagger: Callable[[], Tagger]
+    _tagger: Tagger | None = None
+    http: httpx.Client = field(default_factory=lambda: httpx.Client(follow_redirects=False))
+
+    @property
+    def tagger(self) -> Tagger:
+        if self._tagger is None:
+            self._tagger = self.load_tagger()
+        return self._tagger
+
+
+def process_event(runtime: Runtime, message: dict) -> str:
+    """Handle one queued event; returns what happened (for logs and tests)."""
+    client_id, received_at = message["client"], float(message["received_at"])
+    event = PublishEvent.from_message(message["event"])
+    ledger, settings = runtime.ledger, runtime.settings
+    if ledger.event_done(client_id, event.id):
+        return "duplicate"
+    if not event.tags_wanted:
+        cancelled = ledger.unpublish(client_id, event.article.id, event.article.revision)
+        ledger.mark_event_done(client_id, event.id, settings.idempotency_ttl)
+        ledger.count("events_unpublished")
+        return "cancelled" if cancelled else "unpublished"
+    try:
+        article = parse_article(
+            {"id": event.article.id, "title": event.article.title, "body": event.article.body},
+            max_body_bytes=settings.max_body_bytes,
+        )
+        result = runtime.tagger.tag(article)
+    except Exception as exc:  # poison input: record it, never block the queue on it
+        reason = f"{type(exc).__name__}: {exc}"
+        log.error("event %s (client %s) failed to tag: %s", event.id, client_id, reason)
+        ledger.record_failure(client_id, event.id, reason, settings.idempotency_ttl)
+        ledger.mark_event_done(client_id, event.id, settings.idempotency_ttl)
+        ledger.count("tasks_failed")
+        return "failed"
+    payload = {
+        "type": "article.tags",
+        "event_id": event.id,
+        "article": {"id": event.article.id, "revision": event.article.revision},
+        "model_version": result["model_version"],
+        "topics": result["topics"],
+        "regions": result["regions"],
+        "suggested": result["suggested"],
+    }
+    message_id, outcome = ledger.schedule(
+        client_id, event.id, event.article.id, event.article.revision, payload, received_at,
+        due_at=time.time() + FIRST_ATTEMPT_LEASE,
+    )
+    ledger.mark_event_done(client_id, event.id, settings.idempotency_ttl)
+    ledger.count("tasks_done")
+    if outcome == "superseded":
+        ledger.count("deliveries_superseded")
+        return "superseded"
+    return attempt_delivery(runtime, message_id)
+
+
+def attempt_delivery(runtime: Runtime, message_id: str) -> str:
+    ledger, settings = runtime.ledger, runtime.settings
+    record = ledger.delivery(message_id)
+    if record is None or record["state"] != "pending":
+        return record["state"] if record else "missing"
+    if not ledger.is_current(record):
+        ledger.drop(record, "superseded")
+        ledger.count("deliveries_superseded")
+        return "superseded"
+    client = settings.client(record["client"])
+    if client is None:
+        ledger.kill(record, f"client {record['client']!r} is no longer configured")
+        ledger.count("deliveries_dead")
+        return "dead"
+    try:
+        post_callback(client, message_id, json.loads(record["payload"]), timeout=settings.callback_timeout, http=runtime.http)
+    except DeliveryError as exc:
+        return _failed(runtime, record, exc)
+    ledger.mark_delivered(record)
+    ledger.count("deliveries_ok")
+    ledger.observe_latency(time.time() - float(record["received_at"]))
+    return "delivered"
+
+
+def _failed(runtime: Runtime, record: dict, error: DeliveryError) -> str:
+    ledger, settings = runtime.ledger, runtime.settings
+    failures = record["attempts"] + 1
+    delay = None if error.permanent else next_delay(failures, settings.retry_delays, settings.retry_jitter, error.retry_after)
+    if delay is None:
+        log.warning("delivery %s is dead after %d attempt(s): %s", record["id"], failures, error)
+        ledger.kill(record, str(error))
+        ledger.count("deliveries_dead")
+        return "dead"
+    ledger.reschedule(record, time.time() + delay, str(error))
+    ledger.count("deliveries_retried")
+    return "retrying"
+
+
+def dispatch_due(ledger: Ledger, send: Callable[[str], None], lease: float, limit: int = 200) -> int:
+    """Send every delivery whose time has come to the delivery queue; returns how many."""
+    due = ledger.claim_due(time.time(), lease, limit)
+    for message_id in due:
+        send(message_id)
+    return len(due)

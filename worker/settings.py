@@ -1,0 +1,151 @@
+"""The only reader of the configuration file and the environment: a frozen, typed Settings.
+
+The file is TOML at $AUTOTAG_CONFIG (see README); single values can be overridden by
+environment variables (AUTOTAG_REDIS_URL, AUTOTAG_DATA_DIR, AUTOTAG_MODEL, AUTOTAG_HOST,
+AUTOTAG_PORT, AUTOTAG_MAX_BODY_BYTES, AUTOTAG_KEY_PREFIX). Everything else receives values as arguments.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+# Delivery retry schedule: seconds after the first failure, then the gap between tries.
+# Roughly exponential to 12 hours; about 36 hours in all before a delivery is dead.
+DEFAULT_RETRY_DELAYS = (10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 3600, 7200, 7200, 14400, 14400, 21600, 21600, 43200)
+
+
+@dataclass(frozen=True)
+class Client:
+    """A CMS allowed to publish events, and where its tags go."""
+
+    id: str
+    token: str
+    callback_url: str
+    callback_secret: str
+    signing_secret: str | None = None
+    allow_private_callback: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str | None  # None: `autotag up` starts an embedded Redis
+    data_dir: Path
+    model_dir: Path | None
+    clients: tuple[Client, ...]
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 2 * 1024 * 1024
+    retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS
+    retry_jitter: float = 0.2  # each delay is stretched or shrunk by up to this share
+    callback_timeout: float = 10.0
+    visibility_timeout: int = 3600  # seconds before Redis hands an unacked task to another worker
+    task_time_limit: int = 300  # hard limit per task; must stay well below the visibility timeout
+    signature_tolerance: int = 300  # seconds of clock skew accepted on signed inbound events
+    idempotency_ttl: int = 7 * 24 * 3600
+    key_prefix: str = "autotag"  # every ledger key starts with it: several deployments can share a Redis
+
+    def client(self, client_id: str) -> Client | None:
+        return next((c for c in self.clients if c.id == client_id), None)
+
+
+def load_settings(path: str | Path | None = None, environ: dict | None = None) -> Settings:
+    """Settings from the TOML file (path, else $AUTOTAG_CONFIG) with environment overrides."""
+    environ = os.environ if environ is None else environ
+    path = path or environ.get("AUTOTAG_CONFIG")
+    raw: dict = {}
+    if path:
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {path} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    overrides = {
+        "redis_url": environ.get("AUTOTAG_REDIS_URL"),
+        "data_dir": environ.get("AUTOTAG_DATA_DIR"),
+        "model_dir": environ.get("AUTOTAG_MODEL"),
+        "host": environ.get("AUTOTAG_HOST"),
+        "port": environ.get("AUTOTAG_PORT"),
+        "max_body_bytes": environ.get("AUTOTAG_MAX_BODY_BYTES"),
+        "key_prefix": environ.get("AUTOTAG_KEY_PREFIX"),
+    }
+    raw.update({key: value for key, value in overrides.items() if value not in (None, "")})
+    return _build(raw, source=str(path or "environment"))
+
+
+def _build(raw: dict, source: str) -> Settings:
+    known = {"redis_url", "data_dir", "model_dir", "clients", "host", "port", "max_body_bytes", "retry_delays",
+             "retry_jitter", "callback_timeout", "visibility_timeout", "task_time_limit", "signature_tolerance",
+             "idempotency_ttl", "key_prefix"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}")
+    redis_url = raw.get("redis_url") or None
+    if redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(f"{source}: redis_url must be a redis://, rediss:// or unix:// URL, not {redis_url!r}")
+    clients = tuple(_client(entry, i, source) for i, entry in enumerate(raw.get("clients", [])))
+    if len({c.id for c in clients}) != len(clients):
+        raise ConfigError(f"{source}: two clients share an id")
+    settings = Settings(
+        redis_url=redis_url,
+        data_dir=Path(raw.get("data_dir") or Path.home() / ".autotag"),
+        model_dir=Path(raw["model_dir"]) if raw.get("model_dir") else None,
+        clients=clients,
+        host=str(raw.get("host", "127.0.0.1")),
+        port=_int(raw, "port", 8080, source),
+        max_body_bytes=_int(raw, "max_body_bytes", 2 * 1024 * 1024, source),
+        retry_delays=tuple(float(d) for d in raw.get("retry_delays", DEFAULT_RETRY_DELAYS)),
+        retry_jitter=float(raw.get("retry_jitter", 0.2)),
+        callback_timeout=float(raw.get("callback_timeout", 10.0)),
+        visibility_timeout=_int(raw, "visibility_timeout", 3600, source),
+        task_time_limit=_int(raw, "task_time_limit", 300, source),
+        signature_tolerance=_int(raw, "signature_tolerance", 300, source),
+        idempotency_ttl=_int(raw, "idempotency_ttl", 7 * 24 * 3600, source),
+        key_prefix=str(raw.get("key_prefix", "autotag")),
+    )
+    if settings.task_time_limit >= settings.visibility_timeout:
+        raise ConfigError(f"{source}: task_time_limit ({settings.task_time_limit}s) must be below visibility_timeout ({settings.visibility_timeout}s), or a slow task would run twice")
+    if not settings.retry_delays or min(settings.retry_delays) <= 0:
+        raise ConfigError(f"{source}: retry_delays must be a non-empty list of positive seconds")
+    return settings
+
+
+def _client(entry: object, index: int, source: str) -> Client:
+    where = f"{source}: clients[{index}]"
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where} must be a table")
+    for key in ("id", "token", "callback_url", "callback_secret"):
+        if not isinstance(entry.get(key), str) or not entry[key]:
+            raise ConfigError(f"{where}: {key!r} is missing or empty")
+    if urlsplit(entry["callback_url"]).scheme not in ("http", "https") or not urlsplit(entry["callback_url"]).hostname:
+        raise ConfigError(f"{where}: callback_url must be an http(s) URL with a host")
+    if not entry["callback_secret"].startswith("whsec_"):
+        raise ConfigError(f"{where}: callback_secret must be a Standard Webhooks secret (whsec_...)")
+    signing = entry.get("signing_secret")
+    if signing is not None and (not isinstance(signing, str) or not signing.startswith("whsec_")):
+        raise ConfigError(f"{where}: signing_secret must be a Standard Webhooks secret (whsec_...)")
+    extra = sorted(set(entry) - {"id", "token", "callback_url", "callback_secret", "signing_secret", "allow_private_callback"})
+    if extra:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(extra)}")
+    return Client(
+        id=entry["id"],
+        token=entry["token"],
+        callback_url=entry["callback_url"],
+        callback_secret=entry["callback_secret"],
+        signing_secret=signing,
+        allow_private_callback=bool(entry.get("allow_private_callback", False)),
+    )
+
+
+def _int(raw: dict, key: str, default: int, source: str) -> int:
+    value = raw.get(key, default)
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: {key} must be an integer, not {value!r}") from exc

@@ -1,0 +1,83 @@
+"""Thin Celery tasks: take the message, call the pipeline, return. Retry only what can succeed
+later (Redis unreachable); a bad event fails at once and is recorded by the pipeline.
+
+Each worker process builds one Runtime (ledger, HTTP client, tagger) on first use; the tagger
+is loaded in the pool's parent before forking, so children share it. The parent also runs the
+dispatcher: a thread that hands deliveries whose retry time has come to the delivery queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import httpx
+import redis
+from celery import shared_task, signals
+
+from .ledger import Ledger
+from .pipeline import Runtime, attempt_delivery, dispatch_due, process_event
+from .tagging import Tagger
+
+log = logging.getLogger("autotag.tasks")
+DISPATCH_INTERVAL = 0.5  # seconds between looks at the schedule
+DISPATCH_LEASE = 120.0  # a claimed delivery is not handed out again for this long
+_TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+_runtime: Runtime | None = None
+_stop_dispatcher = threading.Event()
+
+
+def runtime_for(app) -> Runtime:
+    global _runtime
+    if _runtime is None:
+        settings = app.autotag_settings
+        client = redis.Redis.from_url(app.conf.broker_url, health_check_interval=30, socket_timeout=10, socket_connect_timeout=5)
+        _runtime = Runtime(settings=settings, ledger=Ledger(client, settings.key_prefix), load_tagger=lambda: Tagger.load(settings.model_dir))
+    return _runtime
+
+
+@shared_task(name="autotag.tag_event", bind=True, autoretry_for=_TRANSIENT, retry_backoff=True, retry_backoff_max=30, max_retries=None)
+def tag_event(self, message: dict) -> str:
+    return process_event(runtime_for(self.app), message)
+
+
+@shared_task(name="autotag.deliver", bind=True, autoretry_for=_TRANSIENT, retry_backoff=True, retry_backoff_max=30, max_retries=None)
+def deliver(self, message_id: str) -> str:
+    return attempt_delivery(runtime_for(self.app), message_id)
+
+
+@signals.worker_init.connect
+def _load_model_before_fork(sender=None, **_):
+    """Load (and verify) the bundle once in the parent: children inherit it, and a tampered or
+    mismatched bundle stops the worker at start instead of failing every task."""
+    runtime_for(sender.app).tagger
+
+
+@signals.worker_process_init.connect
+def _fresh_connections_after_fork(**_):
+    # sockets must not be shared across a fork; the loaded tagger is
+    if _runtime is not None:
+        _runtime.ledger.redis.connection_pool.reset()
+        _runtime.http = httpx.Client(follow_redirects=False)
+
+
+@signals.worker_ready.connect
+def _start_dispatcher(sender=None, **_):
+    app = sender.app
+    _stop_dispatcher.clear()
+    threading.Thread(target=_dispatch_forever, args=(app,), name="autotag-dispatcher", daemon=True).start()
+
+
+@signals.worker_shutdown.connect
+def _stop(**_):
+    _stop_dispatcher.set()
+
+
+def _dispatch_forever(app) -> None:
+    ledger = runtime_for(app).ledger
+    send = lambda message_id: deliver.apply_async(args=[message_id])  # noqa: E731
+    while not _stop_dispatcher.wait(DISPATCH_INTERVAL):
+        try:
+            dispatch_due(ledger, send, DISPATCH_LEASE)
+        except Exception as exc:  # Redis away: keep looking; the worker reconnects by itself
+            log.warning("dispatcher: %s", exc)
