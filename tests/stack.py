@@ -52,6 +52,9 @@ class CmsStub:
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as a real CMS's server would
+            disable_nagle_algorithm = True  # headers and body go out as separate writes
+
             def do_POST(self):  # noqa: N802
                 raw = self.rfile.read(int(self.headers.get("content-length", 0)))
                 headers = {k.lower(): v for k, v in self.headers.items()}
@@ -65,6 +68,7 @@ class CmsStub:
                 status = stub.respond.get(article, stub.default_status)
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
+                self.send_header("content-length", "2")
                 self.end_headers()
                 self.wfile.write(b"{}")
 
@@ -105,7 +109,9 @@ def machine_redis_url() -> str | None:
 class Stack:
     """Redis + worker + ingress + CMS stub, with a config written for the run."""
 
-    def __init__(self, tmp: Path, *, redis_url: str | None = None, retry_delays=(0.3, 0.3, 0.5, 0.5, 1.0), workers: int = 1, signing: bool = False):
+    def __init__(self, tmp: Path, *, redis_url: str | None = None, retry_delays=(0.3, 0.3, 0.5, 0.5, 1.0), workers: int = 1,
+                 signing: bool = False, loglevel: str = "INFO"):
+        self.loglevel = loglevel
         self.tmp = Path(tmp)
         self.prefix = "t" + secrets.token_hex(4)
         self.embedded = None
@@ -163,7 +169,7 @@ class Stack:
 
     def start_worker(self) -> subprocess.Popen:
         log = open(self.tmp / f"worker-{len(self.workers)}.log", "ab")
-        process = subprocess.Popen([sys.executable, "-m", "worker.cli", "worker", "--concurrency", "1", "--loglevel", "INFO"],
+        process = subprocess.Popen([sys.executable, "-m", "worker.cli", "worker", "--concurrency", "1", "--loglevel", self.loglevel],
                                    env=self.env, cwd=ROOT, stdout=log, stderr=log)
         self.workers.append(process)
         return process

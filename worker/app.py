@@ -43,8 +43,10 @@ def create_app(settings: Settings, *, redis_url: str | None = None, queue_prefix
             "autotag.deliver": {"queue": queue_prefix + DELIVER_QUEUE},
         },
         worker_hijack_root_logger=False,
-        worker_send_task_events=True,  # Flower shows tasks as they run
-        task_send_sent_event=True,
+        # task events cost a Redis publish per task state; Flower switches them on when it
+        # starts (enable_events), so they are off until someone watches
+        worker_send_task_events=False,
+        task_send_sent_event=False,
     )
     app.autotag_settings = settings
     app.autotag_queue_prefix = queue_prefix

@@ -57,18 +57,12 @@ def create_ingress(settings: Settings, celery_app, ledger: Ledger, *, demo_inbox
             await _count(ledger, "events_rejected")
             return _error(exc.status, str(exc), field=exc.field)
         try:
-            first = await run_in_threadpool(ledger.claim_event, client.id, event.id, settings.idempotency_ttl)
-            if not first:
-                await _count(ledger, "events_duplicate")
-                return JSONResponse({"event_id": event.id, "status": "duplicate"}, status_code=202)
-            message = event.to_message(client.id, received_at)
-            await run_in_threadpool(_enqueue, celery_app, queue, message)
+            status = await run_in_threadpool(_queue_once, ledger, celery_app, queue, settings, client.id, event, received_at)
         except (redis.RedisError, OperationalError, OSError) as exc:
             log.error("event %s from %s not queued: broker unavailable (%s)", event.id, client.id, type(exc).__name__)
             await run_in_threadpool(_release_quietly, ledger, client.id, event.id)
             return _error(503, "the queue is unavailable; retry later", headers={"retry-after": "5"})
-        await _count(ledger, "events_received")
-        return JSONResponse({"event_id": event.id, "status": "queued"}, status_code=202)
+        return JSONResponse({"event_id": event.id, "status": status}, status_code=202)
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -174,8 +168,14 @@ async def _read_limited(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def _enqueue(celery_app, queue: str, message: dict) -> None:
-    celery_app.send_task("autotag.tag_event", args=[message], queue=queue)
+def _queue_once(ledger: Ledger, celery_app, queue: str, settings: Settings, client_id: str, event, received_at: float) -> str:
+    """Queue an event unless its id was seen: 'queued' or 'duplicate'. Blocking: run in a thread."""
+    if not ledger.claim_event(client_id, event.id, settings.idempotency_ttl):
+        ledger.count("events_duplicate")
+        return "duplicate"
+    celery_app.send_task("autotag.tag_event", args=[event.to_message(client_id, received_at)], queue=queue)
+    ledger.count("events_received")
+    return "queued"
 
 
 def _release_quietly(ledger: Ledger, client_id: str, event_id: str) -> None:

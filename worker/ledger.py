@@ -31,6 +31,8 @@ local article, delivery, due = KEYS[1], KEYS[2], KEYS[3]
 local revision, id, now = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local latest = tonumber(redis.call('HGET', article, 'latest') or '-1')
 local unpublished = tonumber(redis.call('HGET', article, 'unpublished') or '-1')
+redis.call('SET', ARGV[10], 1, 'EX', tonumber(ARGV[11]))
+redis.call('HINCRBY', ARGV[12], 'tasks_done', 1)
 if revision < latest or revision <= unpublished then return 'superseded' end
 if redis.call('EXISTS', delivery) == 1 then return 'exists' end
 local pending = redis.call('HGET', article, 'pending')
@@ -73,6 +75,18 @@ return ids
 """
 
 
+_DELIVERED = """
+redis.call('HSET', KEYS[1], 'state', 'delivered', 'delivered_at', ARGV[2], 'attempts', ARGV[3])
+redis.call('ZREM', KEYS[2], ARGV[1])
+if redis.call('HGET', KEYS[3], 'pending') == ARGV[1] then redis.call('HDEL', KEYS[3], 'pending') end
+redis.call('HSET', KEYS[3], 'delivered', ARGV[4])
+redis.call('HINCRBY', KEYS[4], 'deliveries_ok', 1)
+redis.call('HINCRBY', KEYS[5], ARGV[5], 1)
+redis.call('HINCRBYFLOAT', KEYS[5], 'sum', ARGV[6])
+return 1
+"""
+
+
 def delivery_id(client_id: str, event_id: str) -> str:
     """Stable across retries and redeliveries: the receiver's dedupe key (webhook-id)."""
     return "msg_" + hashlib.sha256(f"{client_id}\x00{event_id}".encode()).hexdigest()[:32]
@@ -85,6 +99,7 @@ class Ledger:
         self._schedule = client.register_script(_SCHEDULE)
         self._unpublish = client.register_script(_UNPUBLISH)
         self._claim_due = client.register_script(_CLAIM_DUE)
+        self._delivered = client.register_script(_DELIVERED)
 
     def key(self, *parts) -> str:
         return ":".join([self.prefix, *map(str, parts)])
@@ -110,13 +125,16 @@ class Ledger:
         return value.decode() if value else None
 
     # deliveries
-    def schedule(self, client_id: str, event_id: str, article_id, revision: int, payload: dict, received_at: float, due_at: float) -> tuple[str, str]:
-        """(delivery id, 'scheduled' | 'exists' | 'superseded')."""
+    def schedule(self, client_id: str, event_id: str, article_id, revision: int, payload: dict, received_at: float,
+                 due_at: float, done_ttl: int) -> tuple[str, str]:
+        """Schedule the delivery of an event's tags and mark the event done, in one atomic step.
+        Returns (delivery id, 'scheduled' | 'exists' | 'superseded')."""
         message_id = delivery_id(client_id, event_id)
         outcome = self._schedule(
             keys=[self.key("article", client_id, article_id), self.key("delivery", message_id), self.key("due")],
             args=[revision, message_id, due_at, json.dumps(payload, ensure_ascii=False), self.key("delivery", ""),
-                  json.dumps(article_id), client_id, event_id, received_at],
+                  json.dumps(article_id), client_id, event_id, received_at,
+                  self.key("done", client_id, event_id), done_ttl, self.key("metrics")],
         )
         return message_id, outcome.decode()
 
@@ -139,17 +157,14 @@ class Ledger:
         pending = self.redis.hget(self.key("article", record["client"], record["article"]), "pending")
         return record.get("state") == "pending" and pending is not None and pending.decode() == record["id"]
 
-    def mark_delivered(self, record: dict) -> None:
-        article = self.key("article", record["client"], record["article"])
-        with self.redis.pipeline() as pipe:
-            pipe.hset(self.key("delivery", record["id"]), mapping={"state": "delivered", "delivered_at": time.time(), "attempts": record["attempts"] + 1})
-            pipe.zrem(self.key("due"), record["id"])
-            pipe.execute()
-        # clear the article's pending slot only if it still names this delivery
-        self.redis.eval(
-            "if redis.call('HGET', KEYS[1], 'pending') == ARGV[1] then redis.call('HDEL', KEYS[1], 'pending') end "
-            "redis.call('HSET', KEYS[1], 'delivered', ARGV[2]) return 1",
-            1, article, record["id"], record["revision"],
+    def mark_delivered(self, record: dict, latency: float) -> None:
+        """Delivered: off the schedule, the article's pending slot cleared (if it still names this
+        delivery), counted, and its end-to-end latency observed; one atomic step."""
+        bucket = next((str(b) for b in LATENCY_BUCKETS if latency <= b), "+Inf")
+        self._delivered(
+            keys=[self.key("delivery", record["id"]), self.key("due"), self.key("article", record["client"], record["article"]),
+                  self.key("metrics"), self.key("latency")],
+            args=[record["id"], time.time(), record["attempts"] + 1, record["revision"], bucket, latency],
         )
 
     def reschedule(self, record: dict, due_at: float, error: str) -> None:
@@ -207,13 +222,6 @@ class Ledger:
     # counters
     def count(self, name: str, amount: int = 1) -> None:
         self.redis.hincrby(self.key("metrics"), name, amount)
-
-    def observe_latency(self, seconds: float) -> None:
-        bucket = next((str(b) for b in LATENCY_BUCKETS if seconds <= b), "+Inf")
-        with self.redis.pipeline() as pipe:
-            pipe.hincrby(self.key("latency"), bucket, 1)
-            pipe.hincrbyfloat(self.key("latency"), "sum", seconds)
-            pipe.execute()
 
     def counters(self) -> tuple[dict[str, int], dict[str, float]]:
         counters = {k.decode(): int(v) for k, v in self.redis.hgetall(self.key("metrics")).items()}

@@ -80,10 +80,8 @@ def process_event(runtime: Runtime, message: dict) -> str:
     }
     message_id, outcome = ledger.schedule(
         client_id, event.id, event.article.id, event.article.revision, payload, received_at,
-        due_at=time.time() + FIRST_ATTEMPT_LEASE,
+        due_at=time.time() + FIRST_ATTEMPT_LEASE, done_ttl=settings.idempotency_ttl,
     )
-    ledger.mark_event_done(client_id, event.id, settings.idempotency_ttl)
-    ledger.count("tasks_done")
     if outcome == "superseded":
         ledger.count("deliveries_superseded")
         return "superseded"
@@ -108,9 +106,7 @@ def attempt_delivery(runtime: Runtime, message_id: str) -> str:
         post_callback(client, message_id, json.loads(record["payload"]), timeout=settings.callback_timeout, http=runtime.http)
     except DeliveryError as exc:
         return _failed(runtime, record, exc)
-    ledger.mark_delivered(record)
-    ledger.count("deliveries_ok")
-    ledger.observe_latency(time.time() - float(record["received_at"]))
+    ledger.mark_delivered(record, latency=time.time() - float(record["received_at"]))
     return "delivered"
 
 

@@ -87,6 +87,8 @@ def _build(raw: dict, source: str) -> Settings:
     if unknown:
         raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}")
     redis_url = raw.get("redis_url") or None
+    if redis_url is not None and not isinstance(redis_url, str):
+        raise ConfigError(f"{source}: redis_url must be a string")
     if redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
         raise ConfigError(f"{source}: redis_url must be a redis://, rediss:// or unix:// URL, not {redis_url!r}")
     clients = tuple(_client(entry, i, source) for i, entry in enumerate(raw.get("clients", [])))
