@@ -81,6 +81,26 @@ def burst_run(stack: Stack, count: int) -> dict:
             "end_to_end_per_s": round(delivered / elapsed, 1), "seconds": round(elapsed, 1)}
 
 
+def drain_run(stack: Stack, count: int) -> dict:
+    """Queue `count` events with the workers stopped, then start two and time the drain: the
+    workers' own rate, without the load generator and the ingress competing for the cores."""
+    texts = articles(count)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{stack.port}", timeout=30,
+                          headers={"authorization": f"Bearer {stack.token}", "content-type": "application/json"})
+    sent = {}
+    for i in range(count):
+        sent[f"drain-{i}"] = time.time()
+        client.post("/v1/events", content=event(f"drain-{i}", texts[i]))
+    start = time.perf_counter()
+    for _ in range(2):  # two workers of one pool process each (measured faster than one of two)
+        stack.start_worker()
+    _wait_all(stack, sent, timeout=600)
+    elapsed = time.perf_counter() - start  # includes the workers' start-up (model load), ~2 s
+    delivered = sum(1 for r in stack.cms.received if "payload" in r and r["payload"]["article"]["id"].startswith("drain-"))
+    return {"events": count, "delivered": delivered, "seconds_including_startup": round(elapsed, 1),
+            "drain_per_s": round(delivered / elapsed, 1)}
+
+
 def _wait_all(stack: Stack, sent: dict, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -106,7 +126,14 @@ def main() -> None:
         (Path(tmp) / "two").mkdir()
         stack = Stack(Path(tmp) / "two", workers=2, loglevel="WARNING").start()
         try:
-            print("throughput, two worker processes:", json.dumps(burst_run(stack, args.burst)), flush=True)
+            print("throughput, two worker processes, publishing meanwhile:", json.dumps(burst_run(stack, args.burst)), flush=True)
+        finally:
+            stack.stop()
+        (Path(tmp) / "drain").mkdir()
+        stack = Stack(Path(tmp) / "drain", workers=0, loglevel="WARNING")
+        try:
+            stack.start_ingress_only()
+            print("throughput, two worker processes draining a queue:", json.dumps(drain_run(stack, args.burst)), flush=True)
         finally:
             stack.stop()
 

@@ -152,6 +152,11 @@ class Stack:
     def start(self) -> "Stack":
         for _ in range(self.n_workers):
             self.start_worker()
+        self.start_ingress_only()
+        self.wait_for_workers()
+        return self
+
+    def start_ingress_only(self) -> None:
         self.ingress = subprocess.Popen([sys.executable, "-m", "worker.cli", "serve"], env=self.env, cwd=ROOT,
                                         stdout=subprocess.DEVNULL, stderr=open(self.tmp / "ingress.log", "ab"))
         deadline = time.monotonic() + 30
@@ -164,12 +169,10 @@ class Stack:
             time.sleep(0.1)
         else:
             raise RuntimeError("ingress not ready: " + (self.tmp / "ingress.log").read_text()[-2000:])
-        self.wait_for_workers()
-        return self
 
-    def start_worker(self) -> subprocess.Popen:
+    def start_worker(self, concurrency: int = 1) -> subprocess.Popen:
         log = open(self.tmp / f"worker-{len(self.workers)}.log", "ab")
-        process = subprocess.Popen([sys.executable, "-m", "worker.cli", "worker", "--concurrency", "1", "--loglevel", self.loglevel],
+        process = subprocess.Popen([sys.executable, "-m", "worker.cli", "worker", "--concurrency", str(concurrency), "--loglevel", self.loglevel],
                                    env=self.env, cwd=ROOT, stdout=log, stderr=log)
         self.workers.append(process)
         return process

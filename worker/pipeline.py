@@ -85,7 +85,12 @@ def process_event(runtime: Runtime, message: dict) -> str:
     if outcome == "superseded":
         ledger.count("deliveries_superseded")
         return "superseded"
-    return attempt_delivery(runtime, message_id)
+    if outcome == "exists":  # a rerun of this task: the delivery's own record decides
+        return attempt_delivery(runtime, message_id)
+    # just scheduled, atomically, as the article's pending delivery: try it at once
+    record = {"id": message_id, "client": client_id, "article": event.article.id, "revision": event.article.revision,
+              "attempts": 0, "received_at": received_at, "state": "pending"}
+    return _attempt(runtime, record, payload)
 
 
 def attempt_delivery(runtime: Runtime, message_id: str) -> str:
@@ -97,13 +102,18 @@ def attempt_delivery(runtime: Runtime, message_id: str) -> str:
         ledger.drop(record, "superseded")
         ledger.count("deliveries_superseded")
         return "superseded"
+    return _attempt(runtime, record, json.loads(record["payload"]))
+
+
+def _attempt(runtime: Runtime, record: dict, payload: dict) -> str:
+    ledger, settings = runtime.ledger, runtime.settings
     client = settings.client(record["client"])
     if client is None:
         ledger.kill(record, f"client {record['client']!r} is no longer configured")
         ledger.count("deliveries_dead")
         return "dead"
     try:
-        post_callback(client, message_id, json.loads(record["payload"]), timeout=settings.callback_timeout, http=runtime.http)
+        post_callback(client, record["id"], payload, timeout=settings.callback_timeout, http=runtime.http)
     except DeliveryError as exc:
         return _failed(runtime, record, exc)
     ledger.mark_delivered(record, latency=time.time() - float(record["received_at"]))
