@@ -13,9 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-import httpx
-
-from .delivery import next_delay, post_callback
+from .delivery import CallbackSession, next_delay, post_callback
 from .errors import DeliveryError
 from .events import PublishEvent
 from .ledger import Ledger
@@ -35,7 +33,7 @@ class Runtime:
     ledger: Ledger
     load_tagger: Callable[[], Tagger]
     _tagger: Tagger | None = None
-    http: httpx.Client = field(default_factory=lambda: httpx.Client(follow_redirects=False))
+    http: CallbackSession = field(default_factory=CallbackSession)
 
     @property
     def tagger(self) -> Tagger:
@@ -113,7 +111,7 @@ def _attempt(runtime: Runtime, record: dict, payload: dict) -> str:
         ledger.count("deliveries_dead")
         return "dead"
     try:
-        post_callback(client, record["id"], payload, timeout=settings.callback_timeout, http=runtime.http)
+        post_callback(client, record["id"], payload, timeout=settings.callback_timeout, session=runtime.http)
     except DeliveryError as exc:
         return _failed(runtime, record, exc)
     ledger.mark_delivered(record, latency=time.time() - float(record["received_at"]))

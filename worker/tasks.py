@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import threading
 
-import httpx
 import redis
 from celery import shared_task, signals
 
+from .delivery import CallbackSession
 from .ledger import Ledger
 from .pipeline import Runtime, attempt_delivery, dispatch_due, process_event
 from .tagging import Tagger
@@ -58,7 +58,7 @@ def _fresh_connections_after_fork(**_):
     # sockets must not be shared across a fork; the loaded tagger is
     if _runtime is not None:
         _runtime.ledger.redis.connection_pool.reset()
-        _runtime.http = httpx.Client(follow_redirects=False)
+        _runtime.http = CallbackSession()
 
 
 @signals.worker_ready.connect
