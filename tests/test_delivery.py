@@ -88,3 +88,18 @@ def test_retry_schedule_backs_off_with_jitter_and_ends():
     jittered = [next_delay(1, delays, 0.2, rng=rng) for _ in range(100)]
     assert 8 <= min(jittered) < max(jittered) <= 12
     assert next_delay(1, delays, 0.0, retry_after=120) == 120
+
+
+def test_connections_go_to_the_checked_address_not_a_second_lookup():
+    """The session connects to the address the guard checked, whatever the name resolves to later."""
+    from worker.delivery import CallbackSession
+
+    server = _server(204)
+    try:
+        session = CallbackSession()
+        status, _ = session.post(f"http://callback.example.invalid:{server.server_port}/hook", b"{}", {"content-type": "application/json"},
+                                 timeout=2, address="127.0.0.1")
+        assert status == 204  # the name does not resolve at all: only the pinned address was used
+        session.close()
+    finally:
+        server.shutdown()

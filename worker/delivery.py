@@ -34,14 +34,16 @@ def sign(secret: str, message_id: str, body: str, now: datetime | None = None) -
     }
 
 
-def check_callback_target(url: str, *, allow_private: bool) -> None:
+def check_callback_target(url: str, *, allow_private: bool) -> str | None:
     """Refuse a callback whose host is, or resolves to, a private, loopback, link-local or
-    otherwise non-public address, unless the client's config explicitly allows it."""
+    otherwise non-public address, unless the client's config explicitly allows it. Returns the
+    checked address to connect to (None when private targets are allowed: connect by name), so
+    a second DNS answer cannot swap in another address between the check and the connection."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise DeliveryError(f"callback URL {url!r} is not an http(s) URL", permanent=True)
     if allow_private:
-        return
+        return None
     try:
         infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
@@ -54,6 +56,32 @@ def check_callback_target(url: str, *, allow_private: bool) -> None:
                 "set allow_private_callback = true for this client to permit it",
                 permanent=True,
             )
+    return infos[0][4][0]
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to a checked address while naming the host in the request (Host header)."""
+
+    def __init__(self, host, port=None, *, address: str | None, timeout: float):
+        super().__init__(host, port, timeout=timeout)
+        self.address = address
+
+    def connect(self):
+        self.sock = socket.create_connection((self.address or self.host, self.port), self.timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """TLS to a checked address, with the host name for SNI and certificate verification."""
+
+    def __init__(self, host, port=None, *, address: str | None, timeout: float):
+        super().__init__(host, port, timeout=timeout)
+        self.address = address
+
+    def connect(self):
+        sock = socket.create_connection((self.address or self.host, self.port), self.timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
 class CallbackSession:
@@ -64,17 +92,17 @@ class CallbackSession:
     def __init__(self):
         self._connections: dict[tuple, http.client.HTTPConnection] = {}
 
-    def post(self, url: str, body: bytes, headers: dict, timeout: float) -> tuple[int, http.client.HTTPMessage]:
+    def post(self, url: str, body: bytes, headers: dict, timeout: float, address: str | None = None) -> tuple[int, http.client.HTTPMessage]:
         parts = urlsplit(url)
-        key = (parts.scheme, parts.hostname, parts.port)
+        key = (parts.scheme, parts.hostname, parts.port, address)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         for fresh in (False, True):
             connection = self._connections.get(key)
             reused = connection is not None and not fresh
             if connection is None or fresh:
                 self._drop(key)
-                kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-                connection = self._connections[key] = kind(parts.hostname, parts.port, timeout=timeout)
+                kind = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
+                connection = self._connections[key] = kind(parts.hostname, parts.port, address=address, timeout=timeout)
             connection.timeout = timeout
             try:
                 connection.request("POST", path, body=body, headers=headers)
@@ -105,13 +133,13 @@ class CallbackSession:
 
 def post_callback(client: Client, message_id: str, payload: dict, *, timeout: float, session: CallbackSession | None = None) -> int:
     """One signed POST of `payload` to the client's callback URL; returns the 2xx status."""
-    check_callback_target(client.callback_url, allow_private=client.allow_private_callback)
+    address = check_callback_target(client.callback_url, allow_private=client.allow_private_callback)
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
     headers = {"content-type": "application/json", "user-agent": _USER_AGENT, **sign(client.callback_secret, message_id, body)}
     owner = session is None
     session = session or CallbackSession()
     try:
-        status, response_headers = session.post(client.callback_url, body.encode("utf-8"), headers, timeout)
+        status, response_headers = session.post(client.callback_url, body.encode("utf-8"), headers, timeout, address)
     except (socket.timeout, TimeoutError) as exc:
         raise DeliveryError(f"callback timed out after {timeout:g}s") from exc
     except (OSError, http.client.HTTPException) as exc:
