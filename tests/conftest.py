@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from worker.corpus import load_corpus
 from worker.tagging import Tagger
 from worker.training import TrainingOptions, train
 

@@ -17,10 +17,11 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from .artifacts import default_bundle_path, read_manifest
 from .errors import AutotagError, InputError
+from .jsonl import read_lines
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2
 _TAG_BATCH = 64
@@ -99,6 +100,21 @@ def _parser() -> argparse.ArgumentParser:
     redeliver.add_argument("ids", nargs="*", help="delivery ids (webhook-id values)")
     redeliver.add_argument("--all-dead", action="store_true")
     redeliver.set_defaults(run=_run_redeliver)
+
+    retag = commands.add_parser("retag", help="re-tag an archive export: dry-run diff, results file, or callbacks")
+    retag.add_argument("input", nargs="?", type=Path, help="JSONL export: article fields plus optional current_tags")
+    retag.add_argument("--local", action="store_true", help="run in this process, no broker")
+    retag.add_argument("--dry-run", action="store_true", help="deliver nothing; report what would change per article and per tag")
+    retag.add_argument("--no-callback", action="store_true", help="deliver nothing (with --out: just write the results)")
+    retag.add_argument("--out", type=Path, default=None, help="write one result line per article here")
+    retag.add_argument("--report", type=Path, default=None, help="where the JSON report goes (default: in the run's directory)")
+    retag.add_argument("--client", default=None, help="which configured client's callback receives the tags")
+    retag.add_argument("--rate", type=float, default=20.0, help="at most this many callbacks per second (default 20)")
+    retag.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted run")
+    retag.add_argument("--status", metavar="RUN_ID", help="show a run's progress")
+    retag.add_argument("--model", type=Path, default=None)
+    retag.add_argument("--max-body-bytes", type=int, default=2 * 1024 * 1024)
+    retag.set_defaults(run=_run_retag)
     return parser
 
 
@@ -134,27 +150,6 @@ def _run_tag(args) -> int:
     flush()
     out.flush()
     return EXIT_SOME_FAILED if failed else EXIT_OK
-
-
-def read_lines(stream: BinaryIO, max_bytes: int) -> Iterator[tuple[int, str | None, str | None]]:
-    """(line number, decoded line or None, problem or None) for each non-blank line; memory bounded."""
-    line_no = 0
-    while True:
-        raw = stream.readline(max_bytes + 1)
-        if not raw:
-            return
-        line_no += 1
-        if len(raw) > max_bytes and not raw.endswith(b"\n"):
-            while raw and not raw.endswith(b"\n"):  # skip the rest of the oversized line
-                raw = stream.readline(1 << 20)
-            yield line_no, None, f"line is longer than {max_bytes:,} bytes"
-            continue
-        if not raw.strip():
-            continue
-        try:
-            yield line_no, raw.decode("utf-8"), None
-        except UnicodeDecodeError as exc:
-            yield line_no, None, f"not valid UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start}"
 
 
 def _report_line_error(exc: InputError, line_no: int) -> None:
@@ -296,6 +291,65 @@ def _run_redeliver(args) -> int:
             refused += 1
             print(f"{message_id}: not dead, unknown, or superseded by a newer revision", file=sys.stderr)
     return EXIT_SOME_FAILED if refused else EXIT_OK
+
+
+def _run_retag(args) -> int:
+    import os
+
+    from .retag import LocalRun, format_summary, run_local
+    from .settings import load_settings
+
+    root = Path(os.environ.get("AUTOTAG_DATA_DIR") or Path.home() / ".autotag")
+    if args.status:
+        run = LocalRun.load(root, args.status)
+        state = json.loads((run.directory / "state.json").read_text())
+        report = run.directory / "report.json"
+        print(json.dumps({"run": run.run_id, "input": state["input"], "last_line_done": state["processed_line"],
+                          "finished": report.exists(), "options": state["options"]}, indent=2))
+        return EXIT_OK
+    if args.resume:
+        run = LocalRun.load(root, args.resume)
+        options = run.options
+    else:
+        if args.input is None:
+            raise InputError("name the export to re-tag (or --resume RUN_ID / --status RUN_ID)")
+        if not args.local:
+            raise InputError("fanning a re-tag out through the queue is not built yet: add --local to run it in this process")
+        if not args.input.is_file():
+            raise InputError(f"cannot read {args.input}")
+        options = {"dry_run": args.dry_run, "no_callback": args.no_callback or args.dry_run, "client": args.client, "rate": args.rate,
+                   "out": str(args.out.resolve()) if args.out else None, "model": str(args.model) if args.model else None,
+                   "max_body_bytes": args.max_body_bytes}
+        run = LocalRun.create(root, args.input, options)
+    client = None
+    if not options["no_callback"]:
+        settings = load_settings()
+        client = settings.client(options["client"]) if options["client"] else (settings.clients[0] if len(settings.clients) == 1 else None)
+        if client is None:
+            raise InputError("name the client whose callback receives the tags (--client ID), from $AUTOTAG_CONFIG")
+    from .tagging import Tagger
+
+    tagger = Tagger.load(Path(options["model"]) if options["model"] else None)
+    out = open(options["out"], "a", encoding="utf-8") if options["out"] else None
+    print(f"autotag: retag run {run.run_id} (resume with: autotag retag --resume {run.run_id})", file=sys.stderr)
+    try:
+        summary = run_local(run, tagger, client=client, rate=options["rate"], out=out, errors_out=sys.stderr,
+                            max_body_bytes=options["max_body_bytes"], progress=sys.stderr.isatty())
+    except KeyboardInterrupt:
+        print(f"autotag: interrupted; continue with: autotag retag --resume {run.run_id}", file=sys.stderr)
+        return 130
+    except AutotagError as exc:
+        print(f"autotag: {exc}; after fixing it, continue with: autotag retag --resume {run.run_id}", file=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        if out:
+            out.close()
+    report = {"run": run.run_id, "dry_run": options["dry_run"], **summary.as_dict(), "per_article": str(run.directory / "changes.jsonl")}
+    report_path = args.report or run.directory / "report.json"
+    report_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(format_summary(summary))
+    print(f"report: {report_path}")
+    return EXIT_SOME_FAILED if summary.bad_lines else EXIT_OK
 
 
 def _service_settings(settings):

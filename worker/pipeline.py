@@ -92,7 +92,7 @@ def process_event(runtime: Runtime, message: dict) -> str:
 
 
 def attempt_delivery(runtime: Runtime, message_id: str) -> str:
-    ledger, settings = runtime.ledger, runtime.settings
+    ledger = runtime.ledger
     record = ledger.delivery(message_id)
     if record is None or record["state"] != "pending":
         return record["state"] if record else "missing"

@@ -129,7 +129,7 @@ class TopicClassifier(ClassifierMixin, BaseEstimator):
     def vectorize(self, texts: list[str]) -> Vectors:
         """Article and window TF-IDF rows for a batch, counted with a handful of numpy calls."""
         features, text_of, position, lengths = self._feature_occurrences(texts)
-        n_texts, n_features = len(texts), len(self.idf_)
+        n_texts = len(texts)
         lengths = np.asarray(lengths, dtype=np.int64)
         # window k covers tokens [k * half, k * half + WINDOW_TOKENS); the last runs to the end
         half = WINDOW_TOKENS // 2

@@ -1,0 +1,339 @@
+"""Re-tagging an archive: stream an export, tag it in chunks, keep every editor's decision, and
+report what would change (a dry run) before anything is written back.
+
+Input lines are an event's `article` fields plus, optionally, the tags the CMS holds now:
+
+    {"id": "a-42", "revision": 3, "title": "...", "body": "...",
+     "current_tags": {"topics": ["sanctions", {"tag": "arms-deals", "by": "editor"}],
+                      "regions": [{"code": "RU", "by": "model"}],
+                      "removed_by_editor": {"topics": ["ukraine-front"], "regions": ["UA"]}}}
+
+A tag an editor set ("by": "editor") stays set, and a tag an editor removed stays removed,
+whatever the model now says; the result says which decisions it kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from .errors import InputError
+from .jsonl import read_lines
+from .tagging import ArticleInput, Tagger, parse_article
+
+CHUNK_SIZE = 200
+KINDS = (("topics", "tag"), ("regions", "code"))
+
+
+@dataclass
+class ArchiveLine:
+    line_no: int
+    article: ArticleInput
+    revision: int | None
+    current: dict  # {"topics": {tag: by}, "regions": {code: by}}
+    removed_by_editor: dict  # {"topics": set, "regions": set}
+
+
+@dataclass
+class Summary:
+    """Per tag, how many articles gain or lose it; and counts for the run."""
+
+    articles: int = 0
+    bad_lines: int = 0
+    changed: int = 0
+    gains: Counter = field(default_factory=Counter)
+    losses: Counter = field(default_factory=Counter)
+    editor_kept: int = 0
+
+    def as_dict(self) -> dict:
+        tags = sorted(set(self.gains) | set(self.losses))
+        return {"articles": self.articles, "bad_lines": self.bad_lines, "changed": self.changed, "editor_decisions_kept": self.editor_kept,
+                "per_tag": {tag: {"gain": self.gains[tag], "lose": self.losses[tag]} for tag in tags}}
+
+
+def read_archive(stream: BinaryIO, *, max_body_bytes: int, errors: list) -> Iterator[ArchiveLine]:
+    """Parsed lines, one at a time (a million-line file never sits in memory); bad lines are
+    appended to `errors` as {"line", "id"?, "error"} and skipped."""
+    for line_no, text, problem in read_lines(stream, max_bytes=max_body_bytes + 256 * 1024):
+        try:
+            if problem:
+                raise InputError(problem, line_no=line_no)
+            try:
+                record = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"malformed JSON: {exc.msg} at column {exc.colno}", line_no=line_no) from exc
+            article = parse_article(record, max_body_bytes=max_body_bytes, line_no=line_no)
+            revision = record.get("revision")
+            if revision is not None and (isinstance(revision, bool) or not isinstance(revision, int) or revision < 0):
+                raise InputError("field 'revision' must be a non-negative integer", field="revision", article_id=article.id, line_no=line_no)
+            current, removed = _current_tags(record.get("current_tags"), article.id, line_no)
+            yield ArchiveLine(line_no, article, revision, current, removed)
+        except InputError as exc:
+            entry = {"line": line_no, "error": str(exc)}
+            if exc.article_id is not None:
+                entry["id"] = exc.article_id
+            errors.append(entry)
+
+
+def chunks(lines: Iterator[ArchiveLine], size: int = CHUNK_SIZE) -> Iterator[list[ArchiveLine]]:
+    chunk = []
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def retag_chunk(tagger: Tagger, chunk: list[ArchiveLine]) -> list[dict]:
+    """Tag a chunk as one batch and apply the editors' decisions; one result per line."""
+    results = tagger.tag_many([line.article for line in chunk])
+    return [apply_editor_decisions(line, result) for line, result in zip(chunk, results)]
+
+
+def apply_editor_decisions(line: ArchiveLine, result: dict) -> dict:
+    """The model's tags, with every editor decision kept and said; plus the change against
+    what the CMS holds now."""
+    result = dict(result, revision=line.revision)
+    kept = {"topics": {"set": [], "removed": []}, "regions": {"set": [], "removed": []}}
+    changes = {}
+    for kind, key in KINDS:
+        removed = line.removed_by_editor[kind]
+        tags = []
+        for tag in result[kind]:
+            if tag[key] in removed:
+                kept[kind]["removed"].append(tag[key])
+            else:
+                tags.append(tag)
+        suggested = {t[key]: t for t in result["suggested"][kind]}
+        for value, by in line.current[kind].items():
+            if by == "editor" and value not in {t[key] for t in tags}:
+                base = suggested.get(value, {key: value, "score": None, "evidence": []})
+                tags.append({**base, "by": "editor"})
+                kept[kind]["set"].append(value)
+        result[kind] = tags
+        result["suggested"] = {**result["suggested"], kind: [t for t in result["suggested"][kind] if t[key] not in removed]}
+        now = {t[key] for t in tags}
+        before = set(line.current[kind])
+        changes[kind] = {"added": sorted(now - before), "removed": sorted(before - now)}
+    result["changes"] = changes
+    result["editor_kept"] = kept
+    return result
+
+
+def add_to_summary(summary: Summary, result: dict) -> None:
+    summary.articles += 1
+    changed = False
+    for kind, _ in KINDS:
+        for value in result["changes"][kind]["added"]:
+            summary.gains[value] += 1
+            changed = True
+        for value in result["changes"][kind]["removed"]:
+            summary.losses[value] += 1
+            changed = True
+        summary.editor_kept += len(result["editor_kept"][kind]["set"]) + len(result["editor_kept"][kind]["removed"])
+    summary.changed += changed
+
+
+def format_summary(summary: Summary) -> str:
+    lines = [f"{summary.articles} articles re-tagged, {summary.changed} would change, {summary.bad_lines} bad lines skipped, "
+             f"{summary.editor_kept} editor decisions kept", "", f"{'tag':<18}{'gain':>8}{'lose':>8}"]
+    for tag, counts in summary.as_dict()["per_tag"].items():
+        lines.append(f"{tag:<18}{counts['gain']:>8}{counts['lose']:>8}")
+    if not summary.gains and not summary.losses:
+        lines.append("(no tag changes)")
+    return "\n".join(lines)
+
+
+def _current_tags(raw, article_id, line_no) -> tuple[dict, dict]:
+    current = {"topics": {}, "regions": {}}
+    removed = {"topics": set(), "regions": set()}
+    if raw is None:
+        return current, removed
+    if not isinstance(raw, dict):
+        raise InputError("field 'current_tags' must be an object", field="current_tags", article_id=article_id, line_no=line_no)
+    for kind, key in KINDS:
+        for entry in raw.get(kind) or []:
+            if isinstance(entry, str):
+                current[kind][entry] = "model"
+            elif isinstance(entry, dict) and isinstance(entry.get(key), str):
+                by = entry.get("by", "model")
+                if by not in ("model", "editor"):
+                    raise InputError(f"current_tags.{kind}: 'by' must be 'model' or 'editor'", field=f"current_tags.{kind}", article_id=article_id, line_no=line_no)
+                current[kind][entry[key]] = by
+            else:
+                raise InputError(f"current_tags.{kind} entries must be strings or objects with {key!r}", field=f"current_tags.{kind}",
+                                 article_id=article_id, line_no=line_no)
+        editor_removed = (raw.get("removed_by_editor") or {}).get(kind) or []
+        if not isinstance(editor_removed, list) or not all(isinstance(v, str) for v in editor_removed):
+            raise InputError(f"current_tags.removed_by_editor.{kind} must be a list of strings", field="current_tags.removed_by_editor",
+                             article_id=article_id, line_no=line_no)
+        removed[kind] = set(editor_removed)
+    return current, removed
+
+
+# --- a local run: in-process, no broker (small archives, testing) -------------------------
+
+@dataclass
+class LocalRun:
+    """A resumable in-process run. Its directory holds state.json (the last line fully handled,
+    and the options), delivered.txt (ids delivered since that checkpoint), changes.jsonl (per
+    article, the tags added and removed and the editor decisions kept) and, at the end,
+    report.json. An interrupted run continues where it stopped and never delivers twice."""
+
+    run_id: str
+    directory: Path
+    input_path: Path
+    processed_line: int = 0
+    options: dict = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, root: Path, input_path: Path, options: dict) -> "LocalRun":
+        run = cls(secrets.token_hex(6), root / "retag", input_path.resolve(), 0, options)
+        run.directory = root / "retag" / run.run_id
+        run.directory.mkdir(parents=True)
+        run.save()
+        return run
+
+    @classmethod
+    def load(cls, root: Path, run_id: str) -> "LocalRun":
+        directory = root / "retag" / run_id
+        try:
+            state = json.loads((directory / "state.json").read_text())
+        except FileNotFoundError as exc:
+            raise InputError(f"no retag run {run_id!r} under {root / 'retag'}") from exc
+        return cls(run_id, directory, Path(state["input"]), state["processed_line"], state["options"])
+
+    def save(self) -> None:
+        temporary = self.directory / "state.json.tmp"
+        temporary.write_text(json.dumps({"input": str(self.input_path), "processed_line": self.processed_line, "options": self.options}))
+        os.replace(temporary, self.directory / "state.json")
+
+    def delivered(self) -> set[str]:
+        path = self.directory / "delivered.txt"
+        return set(path.read_text().split()) if path.exists() else set()
+
+    def mark_delivered(self, message_id: str) -> None:
+        with open(self.directory / "delivered.txt", "a") as handle:
+            handle.write(message_id + "\n")
+
+    def checkpoint(self, line_no: int) -> None:
+        self.processed_line = line_no
+        self.save()
+        (self.directory / "delivered.txt").unlink(missing_ok=True)
+
+
+def run_local(run: LocalRun, tagger: Tagger, *, client=None, rate: float | None, out, errors_out, max_body_bytes: int,
+              progress: bool, timeout: float = 10.0) -> Summary:
+    """Stream the run's input from its checkpoint: tag in chunks, keep editor decisions, write
+    results to `out` (if given) and deliver them to `client` (unless None: a dry run)."""
+    from .delivery import CallbackSession, post_callback
+    from .ledger import delivery_id
+
+    summary = Summary()
+    session = CallbackSession() if client else None
+    delivered = run.delivered()
+    pace = Pace(rate)
+    errors: list = []
+    with open(run.input_path, "rb") as stream, _progress_bar(run.input_path, progress) as bar, _StopOnInterrupt() as stop:
+        lines = (line for line in read_archive(stream, max_body_bytes=max_body_bytes, errors=errors) if line.line_no > run.processed_line)
+        for chunk in chunks(lines):
+            changes = open(run.directory / "changes.jsonl", "a", encoding="utf-8")
+            for result, line in zip(retag_chunk(tagger, chunk), chunk):
+                add_to_summary(summary, result)
+                if any(result["changes"][kind][side] for kind, _ in KINDS for side in ("added", "removed")) or any(
+                    result["editor_kept"][kind][side] for kind, _ in KINDS for side in ("set", "removed")
+                ):
+                    changes.write(json.dumps({"id": result["id"], "line": line.line_no, "changes": result["changes"],
+                                              "editor_kept": result["editor_kept"]}, ensure_ascii=False) + "\n")
+                if out is not None:
+                    out.write(json.dumps(result, ensure_ascii=False) + "\n")
+                if client is not None:
+                    message_id = delivery_id(client.id, f"retag-{run.run_id}-{result['id']}")
+                    if message_id not in delivered:
+                        pace.wait()
+                        if stop.requested:  # Ctrl-C: stop between deliveries, never inside one
+                            raise KeyboardInterrupt
+                        _deliver_with_retries(post_callback, client, message_id, callback_payload(result, run.run_id), session, timeout)
+                        run.mark_delivered(message_id)
+            changes.close()
+            if out is not None:
+                out.flush()
+            run.checkpoint(chunk[-1].line_no)
+            delivered = set()
+            if stop.requested:
+                raise KeyboardInterrupt
+            bar.update(stream.tell() - bar.n)
+            bar.set_postfix(articles=summary.articles)
+    summary.bad_lines = len(errors)
+    for error in errors:
+        errors_out.write(json.dumps(error, ensure_ascii=False) + "\n")
+    return summary
+
+
+def callback_payload(result: dict, run_id: str) -> dict:
+    """The same signed payload as on publish; the event id names the run."""
+    return {"type": "article.tags", "event_id": f"retag-{run_id}-{result['id']}",
+            "article": {"id": result["id"], "revision": result.get("revision")},
+            "model_version": result["model_version"], "topics": result["topics"], "regions": result["regions"],
+            "suggested": result["suggested"]}
+
+
+class Pace:
+    """At most `rate` calls a second: each call waits for its slot."""
+
+    def __init__(self, rate: float | None):
+        self.interval = 1.0 / rate if rate else 0.0
+        self.next_at = time.monotonic()
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        now = time.monotonic()
+        if now < self.next_at:
+            time.sleep(self.next_at - now)
+        self.next_at = max(now, self.next_at) + self.interval
+
+
+def _deliver_with_retries(post_callback, client, message_id, payload, session, timeout, tries: int = 4) -> None:
+    from .errors import DeliveryError
+
+    for attempt in range(1, tries + 1):
+        try:
+            post_callback(client, message_id, payload, timeout=timeout, session=session)
+            return
+        except DeliveryError as exc:
+            if exc.permanent or attempt == tries:
+                raise
+            time.sleep(min(8.0, 0.5 * 2 ** (attempt - 1)))
+
+
+class _StopOnInterrupt:
+    """While active, Ctrl-C (SIGINT) only asks the run to stop at the next safe point."""
+
+    requested = False
+
+    def __enter__(self):
+        self._previous = signal.signal(signal.SIGINT, self._ask)
+        return self
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGINT, self._previous)
+        return False
+
+    def _ask(self, *_):
+        self.requested = True
+
+
+def _progress_bar(path: Path, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=path.stat().st_size, unit="B", unit_scale=True, disable=not enabled, desc="retag", leave=False)
