@@ -14,6 +14,7 @@ from .settings import Settings, load_settings
 
 TAG_QUEUE = "autotag.tag"
 DELIVER_QUEUE = "autotag.deliver"
+RETAG_QUEUE = "autotag.retag"  # its own queue: a bulk re-tag never delays a live publish
 
 
 def create_app(settings: Settings, *, redis_url: str | None = None, queue_prefix: str = "") -> Celery:
@@ -41,6 +42,7 @@ def create_app(settings: Settings, *, redis_url: str | None = None, queue_prefix
         task_routes={
             "autotag.tag_event": {"queue": queue_prefix + TAG_QUEUE},
             "autotag.deliver": {"queue": queue_prefix + DELIVER_QUEUE},
+            "autotag.retag_chunk": {"queue": queue_prefix + RETAG_QUEUE},
         },
         worker_hijack_root_logger=False,
         # task events cost a Redis publish per task state; Flower switches them on when it

@@ -250,7 +250,10 @@ def _run_worker(args) -> int:
 
     app = create_app(settings, queue_prefix=os.environ.get("AUTOTAG_QUEUE_PREFIX", ""))
     prefix = app.autotag_queue_prefix
-    argv = ["worker", f"--loglevel={args.loglevel}", f"--queues={prefix}autotag.tag,{prefix}autotag.deliver", "--without-gossip", "--without-mingle"]
+    # one worker serves live events and re-tag chunks in turn; run a worker with only
+    # --queues ...autotag.retag to keep bulk work off the live workers entirely
+    argv = ["worker", f"--loglevel={args.loglevel}", f"--queues={prefix}autotag.tag,{prefix}autotag.deliver,{prefix}autotag.retag",
+            "--without-gossip", "--without-mingle"]
     if args.concurrency:
         argv.append(f"--concurrency={args.concurrency}")
     app.worker_main(argv)
@@ -300,33 +303,43 @@ def _run_retag(args) -> int:
     from .settings import load_settings
 
     root = Path(os.environ.get("AUTOTAG_DATA_DIR") or Path.home() / ".autotag")
-    if args.status:
-        run = LocalRun.load(root, args.status)
-        state = json.loads((run.directory / "state.json").read_text())
-        report = run.directory / "report.json"
-        print(json.dumps({"run": run.run_id, "input": state["input"], "last_line_done": state["processed_line"],
-                          "finished": report.exists(), "options": state["options"]}, indent=2))
-        return EXIT_OK
-    if args.resume:
-        run = LocalRun.load(root, args.resume)
+    queued_ledger = _queued_ledger_or_none()
+    run_id = args.status or args.resume
+    if run_id:
+        queued = queued_ledger is not None and _queued_run_exists(queued_ledger, run_id)
+        if args.status:
+            if queued:
+                from .retag_queue import status
+
+                print(json.dumps(status(queued_ledger, run_id), indent=2))
+            else:
+                run = LocalRun.load(root, run_id)
+                state = json.loads((run.directory / "state.json").read_text())
+                print(json.dumps({"run": run.run_id, "input": state["input"], "last_line_done": state["processed_line"],
+                                  "finished": (run.directory / "report.json").exists(), "options": state["options"]}, indent=2))
+            return EXIT_OK
+        if queued:
+            return _retag_queued(args, queued_ledger, root, run_id)
+        run = LocalRun.load(root, run_id)
         options = run.options
     else:
         if args.input is None:
             raise InputError("name the export to re-tag (or --resume RUN_ID / --status RUN_ID)")
-        if not args.local:
-            raise InputError("fanning a re-tag out through the queue is not built yet: add --local to run it in this process")
         if not args.input.is_file():
             raise InputError(f"cannot read {args.input}")
         options = {"dry_run": args.dry_run, "no_callback": args.no_callback or args.dry_run, "client": args.client, "rate": args.rate,
                    "out": str(args.out.resolve()) if args.out else None, "model": str(args.model) if args.model else None,
                    "max_body_bytes": args.max_body_bytes}
+        if not options["no_callback"]:
+            options["client"] = _retag_client(load_settings(), args.client).id
+        if not args.local:
+            if queued_ledger is None:
+                raise InputError("a queued re-tag needs redis_url (or AUTOTAG_REDIS_URL) and running workers; or add --local")
+            from .retag_queue import start_run
+
+            return _retag_queued(args, queued_ledger, root, start_run(queued_ledger, args.input.resolve(), options))
         run = LocalRun.create(root, args.input, options)
-    client = None
-    if not options["no_callback"]:
-        settings = load_settings()
-        client = settings.client(options["client"]) if options["client"] else (settings.clients[0] if len(settings.clients) == 1 else None)
-        if client is None:
-            raise InputError("name the client whose callback receives the tags (--client ID), from $AUTOTAG_CONFIG")
+    client = None if options["no_callback"] else _retag_client(load_settings(), options["client"])
     from .tagging import Tagger
 
     tagger = Tagger.load(Path(options["model"]) if options["model"] else None)
@@ -345,11 +358,78 @@ def _run_retag(args) -> int:
         if out:
             out.close()
     report = {"run": run.run_id, "dry_run": options["dry_run"], **summary.as_dict(), "per_article": str(run.directory / "changes.jsonl")}
-    report_path = args.report or run.directory / "report.json"
+    return _finish_retag(args, run.directory, report, format_summary(summary))
+
+
+def _retag_queued(args, ledger, root: Path, run_id: str) -> int:
+    import os
+
+    from .app import create_app
+    from .retag import Summary, format_summary
+    from .retag_queue import load_run, run_queued
+    from .settings import load_settings
+
+    options = json.loads(load_run(ledger, run_id)["options"])
+    app = create_app(_service_settings(load_settings()), queue_prefix=os.environ.get("AUTOTAG_QUEUE_PREFIX", ""))
+    directory = root / "retag" / run_id
+    directory.mkdir(parents=True, exist_ok=True)
+    print(f"autotag: retag run {run_id} queued (progress: autotag retag --status {run_id}; "
+          f"resume: autotag retag --resume {run_id})", file=sys.stderr)
+    with open(directory / "changes.jsonl", "a", encoding="utf-8") as changes, \
+            (open(options["out"], "a", encoding="utf-8") if options.get("out") else _NoFile()) as results:
+        try:
+            totals = run_queued(app, ledger, run_id, max_body_bytes=options["max_body_bytes"], changes_out=changes,
+                                results_out=results if options.get("out") else None, errors_out=sys.stderr, progress=sys.stderr.isatty())
+        except KeyboardInterrupt:
+            print(f"autotag: interrupted; chunks already queued go on; continue with: autotag retag --resume {run_id}", file=sys.stderr)
+            return 130
+    summary = Summary(articles=totals["articles"], bad_lines=totals["bad_lines"], changed=totals["changed"], editor_kept=totals["editor_decisions_kept"])
+    for tag, counts in totals["per_tag"].items():
+        summary.gains[tag], summary.losses[tag] = counts["gain"], counts["lose"]
+    report = {"run": run_id, "dry_run": options["dry_run"], **summary.as_dict(), "per_article": str(directory / "changes.jsonl")}
+    return _finish_retag(args, directory, report, format_summary(summary))
+
+
+def _finish_retag(args, directory: Path, report: dict, table: str) -> int:
+    report_path = args.report or directory / "report.json"
     report_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(format_summary(summary))
+    print(table)
     print(f"report: {report_path}")
-    return EXIT_SOME_FAILED if summary.bad_lines else EXIT_OK
+    return EXIT_SOME_FAILED if report["bad_lines"] else EXIT_OK
+
+
+def _retag_client(settings, client_id):
+    client = settings.client(client_id) if client_id else (settings.clients[0] if len(settings.clients) == 1 else None)
+    if client is None:
+        raise InputError("name the client whose callback receives the tags (--client ID), from $AUTOTAG_CONFIG")
+    return client
+
+
+def _queued_ledger_or_none():
+    import redis
+
+    from .ledger import Ledger
+    from .settings import load_settings
+
+    settings = load_settings()
+    return Ledger(redis.Redis.from_url(settings.redis_url), settings.key_prefix) if settings.redis_url else None
+
+
+def _queued_run_exists(ledger, run_id: str) -> bool:
+    from .retag_queue import load_run
+
+    try:
+        return load_run(ledger, run_id) is not None
+    except Exception:  # Redis away: fall back to a local run of that id
+        return False
+
+
+class _NoFile:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
 
 
 def _service_settings(settings):

@@ -17,10 +17,11 @@ from celery import shared_task, signals
 from .delivery import CallbackSession
 from .ledger import Ledger
 from .pipeline import Runtime, attempt_delivery, dispatch_due, process_event
+from .retag_queue import process_chunk
 from .tagging import Tagger
 
 log = logging.getLogger("autotag.tasks")
-DISPATCH_INTERVAL = 0.5  # seconds between looks at the schedule
+DISPATCH_INTERVAL = 0.2  # seconds between looks at the schedule (also the grain of callback pacing)
 DISPATCH_LEASE = 120.0  # a claimed delivery is not handed out again for this long
 _TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 _runtime: Runtime | None = None
@@ -39,6 +40,11 @@ def runtime_for(app) -> Runtime:
 @shared_task(name="autotag.tag_event", bind=True, autoretry_for=_TRANSIENT, retry_backoff=True, retry_backoff_max=30, max_retries=None)
 def tag_event(self, message: dict) -> str:
     return process_event(runtime_for(self.app), message)
+
+
+@shared_task(name="autotag.retag_chunk", bind=True, autoretry_for=_TRANSIENT, retry_backoff=True, retry_backoff_max=30, max_retries=None)
+def retag_chunk(self, run_id: str, index: int, lines: list) -> str:
+    return process_chunk(runtime_for(self.app), run_id, index, lines)
 
 
 @shared_task(name="autotag.deliver", bind=True, autoretry_for=_TRANSIENT, retry_backoff=True, retry_backoff_max=30, max_retries=None)

@@ -1,0 +1,170 @@
+"""Re-tagging fanned out through Celery: the CLI streams the export into chunk tasks; workers tag
+each chunk as one batch and schedule its callbacks on the ledger's durable schedule, paced to the
+run's rate; the CLI collects results and counts as chunks finish.
+
+Run state lives in Redis under {prefix}:retag:{run}: `meta` (options, totals), `done` (chunk
+indices finished), `tags` (per-tag gains and losses), `changes` and `results` (lists the CLI
+drains into files). A chunk's counts and outputs are committed in one script together with its
+index in `done`, so a chunk run twice (a worker killed mid-chunk) counts once; its callbacks use
+ids derived from the run and the article, so none is delivered twice for the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from .ledger import Ledger
+from .retag import KINDS, ArchiveLine, apply_editor_decisions, callback_payload
+from .tagging import ArticleInput
+
+MAX_CHUNKS_IN_FLIGHT = 16  # bounds what the queue holds for one run
+
+_COMMIT_CHUNK = """
+if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
+local counts = cjson.decode(ARGV[2])
+for field, amount in pairs(counts.meta) do redis.call('HINCRBY', KEYS[2], field, amount) end
+for field, amount in pairs(counts.tags) do redis.call('HINCRBY', KEYS[3], field, amount) end
+for _, line in ipairs(counts.changes) do redis.call('RPUSH', KEYS[4], line) end
+for _, line in ipairs(counts.results) do redis.call('RPUSH', KEYS[5], line) end
+return 1
+"""
+# Reserve n callback slots `interval` apart, after the run's last reserved slot (or now).
+_RESERVE_SLOTS = """
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+local start = math.max(last, tonumber(ARGV[1]))
+redis.call('SET', KEYS[1], tostring(start + tonumber(ARGV[2]) * tonumber(ARGV[3])), 'EX', 2592000)
+return tostring(start)
+"""
+
+
+def run_keys(ledger: Ledger, run_id: str) -> dict[str, str]:
+    return {name: ledger.key("retag", run_id, name) for name in ("meta", "done", "tags", "changes", "results", "chunks", "clock")}
+
+
+def encode_line(line: ArchiveLine) -> dict:
+    return {"line": line.line_no, "id": line.article.id, "title": line.article.title, "body": line.article.body,
+            "revision": line.revision, "current": line.current,
+            "removed": {kind: sorted(values) for kind, values in line.removed_by_editor.items()}}
+
+
+def decode_line(data: dict) -> ArchiveLine:
+    return ArchiveLine(data["line"], ArticleInput(data["id"], data["title"], data["body"]), data["revision"], data["current"],
+                       {kind: set(values) for kind, values in data["removed"].items()})
+
+
+def process_chunk(runtime, run_id: str, index: int, encoded: list[dict]) -> str:
+    """Worker side: tag one chunk, schedule its callbacks, commit its counts once."""
+    ledger = runtime.ledger
+    keys = run_keys(ledger, run_id)
+    if ledger.redis.sismember(keys["done"], index):
+        return "duplicate"
+    meta = {k.decode(): v.decode() for k, v in ledger.redis.hgetall(keys["meta"]).items()}
+    options = json.loads(meta["options"])
+    lines = [decode_line(item) for item in encoded]
+    results = [apply_editor_decisions(line, result) for line, result in zip(lines, runtime.tagger.tag_many([line.article for line in lines]))]
+
+    counts = {"meta": {"articles": len(results), "changed": 0}, "tags": {}, "changes": [], "results": []}
+    for line, result in zip(lines, results):
+        changed = False
+        for kind, _ in KINDS:
+            for value in result["changes"][kind]["added"]:
+                counts["tags"][f"gain:{value}"] = counts["tags"].get(f"gain:{value}", 0) + 1
+                changed = True
+            for value in result["changes"][kind]["removed"]:
+                counts["tags"][f"lose:{value}"] = counts["tags"].get(f"lose:{value}", 0) + 1
+                changed = True
+        counts["meta"]["changed"] += changed
+        kept = result["editor_kept"]
+        counts["meta"]["editor_kept"] = counts["meta"].get("editor_kept", 0) + sum(len(kept[k][s]) for k, _ in KINDS for s in ("set", "removed"))
+        if changed or any(kept[k][s] for k, _ in KINDS for s in ("set", "removed")):
+            counts["changes"].append(json.dumps({"id": result["id"], "line": line.line_no, "changes": result["changes"], "editor_kept": kept}))
+        if options.get("out"):
+            counts["results"].append(json.dumps(result, ensure_ascii=False))
+
+    if not options["no_callback"]:
+        client = runtime.settings.client(options["client"])
+        interval = 1.0 / options["rate"] if options.get("rate") else 0.0
+        start = float(ledger.redis.register_script(_RESERVE_SLOTS)(keys=[keys["clock"]], args=[time.time(), interval, len(results)]))
+        for offset, (line, result) in enumerate(zip(lines, results)):
+            revision = line.revision if line.revision is not None else 0
+            ledger.schedule(client.id, f"retag-{run_id}-{result['id']}", result["id"], revision, callback_payload(result, run_id),
+                            received_at=time.time(), due_at=start + offset * interval, done_ttl=runtime.settings.idempotency_ttl)
+    committed = ledger.redis.register_script(_COMMIT_CHUNK)(
+        keys=[keys["done"], keys["meta"], keys["tags"], keys["changes"], keys["results"]], args=[index, json.dumps(counts)])
+    return "done" if committed else "duplicate"
+
+
+def start_run(ledger: Ledger, input_path, options: dict) -> str:
+    import secrets
+
+    run_id = secrets.token_hex(6)
+    ledger.redis.hset(run_keys(ledger, run_id)["meta"], mapping={"input": str(input_path), "options": json.dumps(options),
+                                                                  "started_at": time.time(), "submitted_all": 0})
+    return run_id
+
+
+def load_run(ledger: Ledger, run_id: str) -> dict | None:
+    meta = {k.decode(): v.decode() for k, v in ledger.redis.hgetall(run_keys(ledger, run_id)["meta"]).items()}
+    return meta or None
+
+
+def status(ledger: Ledger, run_id: str) -> dict:
+    keys = run_keys(ledger, run_id)
+    meta = load_run(ledger, run_id)
+    done = ledger.redis.scard(keys["done"])
+    total = int(meta["total_chunks"]) if meta.get("submitted_all") == "1" else None
+    return {"run": run_id, "input": meta["input"], "chunks_done": done, "chunks_total": total,
+            "articles_done": int(meta.get("articles", 0)), "changed": int(meta.get("changed", 0)),
+            "finished": total is not None and done >= total, "options": json.loads(meta["options"])}
+
+
+def run_queued(app, ledger: Ledger, run_id: str, *, max_body_bytes: int, changes_out, results_out, errors_out, progress: bool) -> dict:
+    """CLI side: stream the export into chunk tasks (skipping chunks already done, so a resumed
+    run picks up where it stopped), drain results as they come, and wait for the last chunk."""
+    from tqdm import tqdm
+
+    from .retag import chunks, read_archive
+
+    keys = run_keys(ledger, run_id)
+    meta = load_run(ledger, run_id)
+    queue = app.autotag_queue_prefix + "autotag.retag"
+    done = {int(i) for i in ledger.redis.smembers(keys["done"])}
+    errors: list = []
+    submitted = 0
+    bar = tqdm(unit="chunk", disable=not progress, desc="retag", leave=False)
+    with open(meta["input"], "rb") as stream:
+        for index, chunk in enumerate(chunks(read_archive(stream, max_body_bytes=max_body_bytes, errors=errors))):
+            submitted = index + 1
+            if index in done:
+                continue
+            while index - ledger.redis.scard(keys["done"]) >= MAX_CHUNKS_IN_FLIGHT:
+                _drain(ledger, keys, changes_out, results_out)
+                time.sleep(0.1)
+            app.send_task("autotag.retag_chunk", args=[run_id, index, [encode_line(line) for line in chunk]], queue=queue)
+            bar.update(1)
+    ledger.redis.hset(keys["meta"], mapping={"submitted_all": 1, "total_chunks": submitted, "bad_lines": len(errors)})
+    for error in errors:
+        errors_out.write(json.dumps(error, ensure_ascii=False) + "\n")
+    while ledger.redis.scard(keys["done"]) < submitted:
+        _drain(ledger, keys, changes_out, results_out)
+        bar.set_postfix(done=ledger.redis.scard(keys["done"]))
+        time.sleep(0.1)
+    _drain(ledger, keys, changes_out, results_out)
+    bar.close()
+    meta = load_run(ledger, run_id)
+    tags = {k.decode(): int(v) for k, v in ledger.redis.hgetall(keys["tags"]).items()}
+    names = sorted({name.split(":", 1)[1] for name in tags})
+    return {"articles": int(meta.get("articles", 0)), "bad_lines": len(errors), "changed": int(meta.get("changed", 0)),
+            "editor_decisions_kept": int(meta.get("editor_kept", 0)),
+            "per_tag": {n: {"gain": tags.get(f"gain:{n}", 0), "lose": tags.get(f"lose:{n}", 0)} for n in names}}
+
+
+def _drain(ledger: Ledger, keys: dict, changes_out, results_out) -> None:
+    for key, out in ((keys["changes"], changes_out), (keys["results"], results_out)):
+        while True:
+            batch = ledger.redis.lpop(key, 500)
+            if not batch:
+                break
+            if out is not None:
+                out.write("".join(item.decode() + "\n" for item in batch))
