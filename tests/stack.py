@@ -129,6 +129,7 @@ class Stack:
             f"retry_delays = {list(retry_delays)}",
             "retry_jitter = 0.0",
             "callback_timeout = 2.0",
+            "dispatch_lease = 10",
             "",
             "[[clients]]",
             'id = "newsroom"',

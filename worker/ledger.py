@@ -138,6 +138,24 @@ class Ledger:
         )
         return message_id, outcome.decode()
 
+    def schedule_many(self, entries: list[dict], done_ttl: int) -> list[tuple[str, str]]:
+        """`schedule` for many deliveries in one round trip (a re-tag chunk's callbacks). Each
+        entry: client_id, event_id, article_id, revision, payload, received_at, due_at."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            ids = []
+            for e in entries:
+                message_id = delivery_id(e["client_id"], e["event_id"])
+                ids.append(message_id)
+                self._schedule(
+                    keys=[self.key("article", e["client_id"], e["article_id"]), self.key("delivery", message_id), self.key("due")],
+                    args=[e["revision"], message_id, e["due_at"], json.dumps(e["payload"], ensure_ascii=False), self.key("delivery", ""),
+                          json.dumps(e["article_id"]), e["client_id"], e["event_id"], e["received_at"],
+                          self.key("done", e["client_id"], e["event_id"]), done_ttl, self.key("metrics")],
+                    client=pipe,
+                )
+            outcomes = pipe.execute()
+        return [(message_id, outcome.decode()) for message_id, outcome in zip(ids, outcomes)]
+
     def unpublish(self, client_id: str, article_id, revision: int) -> bool:
         return bool(self._unpublish(keys=[self.key("article", client_id, article_id), self.key("due")], args=[revision, self.key("delivery", "")]))
 
@@ -186,6 +204,10 @@ class Ledger:
             pipe.hset(self.key("delivery", record["id"]), "state", state)
             pipe.zrem(self.key("due"), record["id"])
             pipe.execute()
+
+    def hold(self, message_id: str, until: float) -> None:
+        """Keep a scheduled delivery from being handed out again before `until`."""
+        self.redis.zadd(self.key("due"), {message_id: until}, xx=True)
 
     def claim_due(self, now: float, lease: float, limit: int = 100) -> list[str]:
         return [i.decode() for i in self._claim_due(keys=[self.key("due")], args=[now, now + lease, limit])]

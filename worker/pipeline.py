@@ -110,6 +110,8 @@ def _attempt(runtime: Runtime, record: dict, payload: dict) -> str:
         ledger.kill(record, f"client {record['client']!r} is no longer configured")
         ledger.count("deliveries_dead")
         return "dead"
+    # the try about to start holds the delivery off the schedule for its own length only
+    ledger.hold(record["id"], time.time() + settings.callback_timeout + 5)
     try:
         post_callback(client, record["id"], payload, timeout=settings.callback_timeout, session=runtime.http)
     except DeliveryError as exc:
@@ -132,9 +134,10 @@ def _failed(runtime: Runtime, record: dict, error: DeliveryError) -> str:
     return "retrying"
 
 
-def dispatch_due(ledger: Ledger, send: Callable[[str], None], lease: float, limit: int = 200) -> int:
-    """Send every delivery whose time has come to the delivery queue; returns how many."""
+def dispatch_due(ledger: Ledger, send: Callable[[list[str]], None], lease: float, limit: int = 1000, batch: int = 25) -> int:
+    """Send every delivery whose time has come to the delivery queue, `batch` ids a task (one
+    task per callback would cost more than the callback); returns how many."""
     due = ledger.claim_due(time.time(), lease, limit)
-    for message_id in due:
-        send(message_id)
+    for start in range(0, len(due), batch):
+        send(due[start : start + batch])
     return len(due)

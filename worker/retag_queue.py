@@ -86,10 +86,13 @@ def process_chunk(runtime, run_id: str, index: int, encoded: list[dict]) -> str:
         client = runtime.settings.client(options["client"])
         interval = 1.0 / options["rate"] if options.get("rate") else 0.0
         start = float(ledger.redis.register_script(_RESERVE_SLOTS)(keys=[keys["clock"]], args=[time.time(), interval, len(results)]))
-        for offset, (line, result) in enumerate(zip(lines, results)):
-            revision = line.revision if line.revision is not None else 0
-            ledger.schedule(client.id, f"retag-{run_id}-{result['id']}", result["id"], revision, callback_payload(result, run_id),
-                            received_at=time.time(), due_at=start + offset * interval, done_ttl=runtime.settings.idempotency_ttl)
+        now = time.time()
+        ledger.schedule_many([
+            {"client_id": client.id, "event_id": f"retag-{run_id}-{result['id']}", "article_id": result["id"],
+             "revision": line.revision if line.revision is not None else 0, "payload": callback_payload(result, run_id),
+             "received_at": now, "due_at": start + offset * interval}
+            for offset, (line, result) in enumerate(zip(lines, results))
+        ], done_ttl=runtime.settings.idempotency_ttl)
     committed = ledger.redis.register_script(_COMMIT_CHUNK)(
         keys=[keys["done"], keys["meta"], keys["tags"], keys["changes"], keys["results"]], args=[index, json.dumps(counts)])
     return "done" if committed else "duplicate"

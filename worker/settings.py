@@ -49,6 +49,7 @@ class Settings:
     signature_tolerance: int = 300  # seconds of clock skew accepted on signed inbound events
     idempotency_ttl: int = 7 * 24 * 3600
     key_prefix: str = "autotag"  # every ledger key starts with it: several deployments can share a Redis
+    dispatch_lease: int = 120  # a delivery handed to the queue is not handed out again for this long
 
     def client(self, client_id: str) -> Client | None:
         return next((c for c in self.clients if c.id == client_id), None)
@@ -82,7 +83,7 @@ def load_settings(path: str | Path | None = None, environ: dict | None = None) -
 def _build(raw: dict, source: str) -> Settings:
     known = {"redis_url", "data_dir", "model_dir", "clients", "host", "port", "max_body_bytes", "retry_delays",
              "retry_jitter", "callback_timeout", "visibility_timeout", "task_time_limit", "signature_tolerance",
-             "idempotency_ttl", "key_prefix"}
+             "idempotency_ttl", "key_prefix", "dispatch_lease"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}")
@@ -110,6 +111,7 @@ def _build(raw: dict, source: str) -> Settings:
         signature_tolerance=_int(raw, "signature_tolerance", 300, source),
         idempotency_ttl=_int(raw, "idempotency_ttl", 7 * 24 * 3600, source),
         key_prefix=str(raw.get("key_prefix", "autotag")),
+        dispatch_lease=_int(raw, "dispatch_lease", 120, source),
     )
     if settings.task_time_limit >= settings.visibility_timeout:
         raise ConfigError(f"{source}: task_time_limit ({settings.task_time_limit}s) must be below visibility_timeout ({settings.visibility_timeout}s), or a slow task would run twice")

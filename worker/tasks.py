@@ -22,7 +22,6 @@ from .tagging import Tagger
 
 log = logging.getLogger("autotag.tasks")
 DISPATCH_INTERVAL = 0.2  # seconds between looks at the schedule (also the grain of callback pacing)
-DISPATCH_LEASE = 120.0  # a claimed delivery is not handed out again for this long
 _TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 _runtime: Runtime | None = None
 _stop_dispatcher = threading.Event()
@@ -48,8 +47,9 @@ def retag_chunk(self, run_id: str, index: int, lines: list) -> str:
 
 
 @shared_task(name="autotag.deliver", bind=True, autoretry_for=_TRANSIENT, retry_backoff=True, retry_backoff_max=30, max_retries=None)
-def deliver(self, message_id: str) -> str:
-    return attempt_delivery(runtime_for(self.app), message_id)
+def deliver(self, message_ids: list[str] | str) -> list[str]:
+    runtime = runtime_for(self.app)
+    return [attempt_delivery(runtime, message_id) for message_id in ([message_ids] if isinstance(message_ids, str) else message_ids)]
 
 
 @signals.worker_init.connect
@@ -81,9 +81,9 @@ def _stop(**_):
 
 def _dispatch_forever(app) -> None:
     ledger = runtime_for(app).ledger
-    send = lambda message_id: deliver.apply_async(args=[message_id])  # noqa: E731
+    send = lambda message_ids: deliver.apply_async(args=[message_ids])  # noqa: E731
     while not _stop_dispatcher.wait(DISPATCH_INTERVAL):
         try:
-            dispatch_due(ledger, send, DISPATCH_LEASE)
+            dispatch_due(ledger, send, app.autotag_settings.dispatch_lease)
         except Exception as exc:  # Redis away: keep looking; the worker reconnects by itself
             log.warning("dispatcher: %s", exc)
