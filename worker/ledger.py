@@ -160,29 +160,44 @@ class Ledger:
         return bool(self._unpublish(keys=[self.key("article", client_id, article_id), self.key("due")], args=[revision, self.key("delivery", "")]))
 
     def delivery(self, message_id: str) -> dict | None:
-        raw = self.redis.hgetall(self.key("delivery", message_id))
-        if not raw:
-            return None
-        record = {k.decode(): v.decode() for k, v in raw.items()}
-        record["id"] = message_id
-        record["attempts"] = int(record.get("attempts", 0))
-        record["revision"] = int(record["revision"])
-        record["article"] = json.loads(record["article"])
-        return record
+        return _record(message_id, self.redis.hgetall(self.key("delivery", message_id)))
+
+    def current_deliveries(self, message_ids: list[str], hold_until: float) -> list[dict]:
+        """Of these deliveries, the pending ones each article still waits for, held off the
+        schedule until `hold_until`: two round trips for a whole batch."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for message_id in message_ids:
+                pipe.hgetall(self.key("delivery", message_id))
+            records = [r for r in (_record(i, raw) for i, raw in zip(message_ids, pipe.execute())) if r and r["state"] == "pending"]
+        with self.redis.pipeline(transaction=False) as pipe:
+            for record in records:
+                pipe.hget(self.key("article", record["client"], record["article"]), "pending")
+                pipe.zadd(self.key("due"), {record["id"]: hold_until}, xx=True)
+            answers = pipe.execute()
+        current = []
+        for record, pending in zip(records, answers[::2]):
+            if pending is not None and pending.decode() == record["id"]:
+                current.append(record)
+            else:
+                self.drop(record, "superseded")
+                self.count("deliveries_superseded")
+        return current
 
     def is_current(self, record: dict) -> bool:
         """Still the article's pending delivery (not superseded by a newer revision, not cancelled)."""
         pending = self.redis.hget(self.key("article", record["client"], record["article"]), "pending")
         return record.get("state") == "pending" and pending is not None and pending.decode() == record["id"]
 
-    def mark_delivered(self, record: dict, latency: float) -> None:
+    def mark_delivered(self, record: dict, latency: float, pipe=None) -> None:
         """Delivered: off the schedule, the article's pending slot cleared (if it still names this
-        delivery), counted, and its end-to-end latency observed; one atomic step."""
+        delivery), counted, and its end-to-end latency observed; one atomic step (queued on
+        `pipe` when given, to record a batch in one round trip)."""
         bucket = next((str(b) for b in LATENCY_BUCKETS if latency <= b), "+Inf")
         self._delivered(
             keys=[self.key("delivery", record["id"]), self.key("due"), self.key("article", record["client"], record["article"]),
                   self.key("metrics"), self.key("latency")],
             args=[record["id"], time.time(), record["attempts"] + 1, record["revision"], bucket, latency],
+            client=pipe,
         )
 
     def reschedule(self, record: dict, due_at: float, error: str) -> None:
@@ -252,3 +267,14 @@ class Ledger:
 
     def schedule_size(self) -> tuple[int, int]:
         return self.redis.zcard(self.key("due")), self.redis.zcard(self.key("dead"))
+
+
+def _record(message_id: str, raw: dict) -> dict | None:
+    if not raw:
+        return None
+    record = {k.decode(): v.decode() for k, v in raw.items()}
+    record["id"] = message_id
+    record["attempts"] = int(record.get("attempts", 0))
+    record["revision"] = int(record["revision"])
+    record["article"] = json.loads(record["article"])
+    return record

@@ -16,7 +16,7 @@ from celery import shared_task, signals
 
 from .delivery import CallbackSession
 from .ledger import Ledger
-from .pipeline import Runtime, attempt_delivery, dispatch_due, process_event
+from .pipeline import Runtime, attempt_deliveries, dispatch_due, process_event
 from .retag_queue import process_chunk
 from .tagging import Tagger
 
@@ -48,8 +48,7 @@ def retag_chunk(self, run_id: str, index: int, lines: list) -> str:
 
 @shared_task(name="autotag.deliver", bind=True, autoretry_for=_TRANSIENT, retry_backoff=True, retry_backoff_max=30, max_retries=None)
 def deliver(self, message_ids: list[str] | str) -> list[str]:
-    runtime = runtime_for(self.app)
-    return [attempt_delivery(runtime, message_id) for message_id in ([message_ids] if isinstance(message_ids, str) else message_ids)]
+    return attempt_deliveries(runtime_for(self.app), [message_ids] if isinstance(message_ids, str) else message_ids)
 
 
 @signals.worker_init.connect
