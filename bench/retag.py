@@ -1,5 +1,6 @@
 """Re-tag benchmark: 20,000 articles of ~2,000 characters through Redis and two worker
-processes with callbacks to a loopback CMS, against `autotag retag --local` on the same input.
+processes with callbacks to a loopback CMS, against `autotag retag --local` on the same input
+with the same callbacks (start-up included in both).
 
 The archive is generated (never committed) by sampling and shuffling paragraphs of the
 training corpus, seeded, into articles of about 2,000 characters.
@@ -20,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.stack import Stack  # noqa: E402
+from tests.stack import CmsStub, Stack, new_secret  # noqa: E402
 from worker.corpus import load_corpus  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,15 +55,19 @@ def main() -> None:
         mean_chars = make_archive(archive, args.articles)
         print(f"archive: {args.articles} articles, mean body {mean_chars:.0f} characters", flush=True)
 
-        # in-process, same input, results to a file (no callbacks: the local mode paces them)
-        env = {**os.environ, "AUTOTAG_DATA_DIR": str(tmp / "local-home")}
-        env.pop("AUTOTAG_CONFIG", None)
+        # in-process on the same input, with the same signed callbacks to a loopback CMS
+        cms = CmsStub(new_secret()).start()
+        config = tmp / "local.toml"
+        config.write_text(f'[[clients]]\nid = "n"\ntoken = "t"\ncallback_url = "{cms.url}"\ncallback_secret = "{cms.secret}"\n'
+                          "allow_private_callback = true\n")
+        env = {**os.environ, "AUTOTAG_DATA_DIR": str(tmp / "local-home"), "AUTOTAG_CONFIG": str(config)}
         env.pop("AUTOTAG_REDIS_URL", None)
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "worker.cli", "retag", str(archive), "--local", "--no-callback", "--out", str(tmp / "local.jsonl")],
+        subprocess.run([sys.executable, "-m", "worker.cli", "retag", str(archive), "--local", "--rate", str(args.rate)],
                        cwd=ROOT, env=env, check=True, capture_output=True)
         local_rate = args.articles / (time.perf_counter() - started)
-        print(f"local (one process, no broker): {local_rate:.0f} articles/s", flush=True)
+        cms.stop()
+        print(f"local (one process, no broker, {len(cms.received)} callbacks): {local_rate:.0f} articles/s", flush=True)
 
         (tmp / "stack").mkdir()
         stack = Stack(tmp / "stack", workers=2, loglevel="WARNING").start()

@@ -123,12 +123,43 @@ def attempt_deliveries(runtime: Runtime, message_ids: list[str]) -> list[str]:
             continue
         delivered.append((record, time.time() - float(record["received_at"])))
         outcomes.append("delivered")
-    if delivered:
-        with ledger.redis.pipeline(transaction=False) as pipe:
-            for record, latency in delivered:
-                ledger.mark_delivered(record, latency, pipe=pipe)
-            pipe.execute()
+    _record_delivered(ledger, delivered)
     return outcomes
+
+
+def deliver_now(runtime: Runtime, items: list[tuple[dict, dict, float]]) -> int:
+    """Deliver scheduled (and held) deliveries in order, each not before its slot, recording each
+    success at once (a worker killed here re-sends at most the one in flight). At the first
+    failure the rest are released to the dispatcher at their slots, so a slow CMS never ties up
+    the task. Returns how many arrived."""
+    ledger, settings = runtime.ledger, runtime.settings
+    client = settings.client(items[0][0]["client"])
+    done = []
+    for position, (record, payload, not_before) in enumerate(items):
+        wait = not_before - time.time()
+        if wait > 0:
+            time.sleep(wait)
+        try:
+            post_callback(client, record["id"], payload, timeout=settings.callback_timeout, session=runtime.http)
+        except DeliveryError as exc:
+            _failed(runtime, record, exc)
+            with ledger.redis.pipeline(transaction=False) as pipe:
+                for later, _, slot in items[position + 1 :]:
+                    pipe.zadd(ledger.key("due"), {later["id"]: slot}, xx=True)
+                pipe.execute()
+            break
+        ledger.mark_delivered(record, time.time() - float(record["received_at"]))
+        done.append(record)
+    return len(done)
+
+
+def _record_delivered(ledger: Ledger, delivered: list) -> None:
+    if not delivered:
+        return
+    with ledger.redis.pipeline(transaction=False) as pipe:
+        for record, latency in delivered:
+            ledger.mark_delivered(record, latency, pipe=pipe)
+        pipe.execute()
 
 
 def _attempt(runtime: Runtime, record: dict, payload: dict) -> str:

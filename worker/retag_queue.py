@@ -15,10 +15,13 @@ import json
 import time
 
 from .ledger import Ledger
+from .pipeline import deliver_now
 from .retag import KINDS, ArchiveLine, apply_editor_decisions, callback_payload
 from .tagging import ArticleInput
 
 MAX_CHUNKS_IN_FLIGHT = 16  # bounds what the queue holds for one run
+INLINE_PACING = 20.0  # a chunk whose callbacks fit in this many seconds delivers them itself
+INLINE_HOLD = 10.0  # ...and holds them this long past the chunk's last slot against the dispatcher
 
 _COMMIT_CHUNK = """
 if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
@@ -82,19 +85,35 @@ def process_chunk(runtime, run_id: str, index: int, encoded: list[dict]) -> str:
         if options.get("out"):
             counts["results"].append(json.dumps(result, ensure_ascii=False))
 
+    inline = []
     if not options["no_callback"]:
         client = runtime.settings.client(options["client"])
         interval = 1.0 / options["rate"] if options.get("rate") else 0.0
         start = float(ledger.redis.register_script(_RESERVE_SLOTS)(keys=[keys["clock"]], args=[time.time(), interval, len(results)]))
         now = time.time()
-        ledger.schedule_many([
+        # When the chunk's slots all fall within INLINE_PACING seconds, this task delivers them
+        # itself; they are scheduled first, held INLINE_HOLD past their slot, so that if the
+        # worker dies they fall to the dispatcher. Slower rates leave all to the dispatcher.
+        span = start + interval * len(results) - now
+        deliver_here = span <= INLINE_PACING
+        hold = span + INLINE_HOLD if deliver_here else 0.0
+        entries = [
             {"client_id": client.id, "event_id": f"retag-{run_id}-{result['id']}", "article_id": result["id"],
              "revision": line.revision if line.revision is not None else 0, "payload": callback_payload(result, run_id),
-             "received_at": now, "due_at": start + offset * interval}
+             "received_at": now, "due_at": start + offset * interval + hold, "slot": start + offset * interval}
             for offset, (line, result) in enumerate(zip(lines, results))
-        ], done_ttl=runtime.settings.idempotency_ttl)
+        ]
+        scheduled = ledger.schedule_many(entries, done_ttl=runtime.settings.idempotency_ttl)
+        if deliver_here:
+            inline = [
+                ({"id": message_id, "client": client.id, "article": entry["article_id"], "revision": entry["revision"], "attempts": 0,
+                  "received_at": now, "state": "pending"}, entry["payload"], entry["slot"])
+                for entry, (message_id, outcome) in zip(entries, scheduled) if outcome == "scheduled"
+            ]
     committed = ledger.redis.register_script(_COMMIT_CHUNK)(
         keys=[keys["done"], keys["meta"], keys["tags"], keys["changes"], keys["results"]], args=[index, json.dumps(counts)])
+    if inline:
+        deliver_now(runtime, inline)
     return "done" if committed else "duplicate"
 
 
