@@ -21,7 +21,7 @@ from typing import BinaryIO
 
 from .artifacts import default_bundle_path, read_manifest
 from .errors import AutotagError, InputError
-from .jsonl import read_lines
+from .jsonl import read_records
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2
 _TAG_BATCH = 64
@@ -132,14 +132,10 @@ def _run_tag(args) -> int:
             out.write(json.dumps(result, ensure_ascii=False) + "\n")
         batch.clear()
 
-    for line_no, line, problem in read_lines(stream, max_bytes=args.max_body_bytes + 64 * 1024):
+    for line_no, record, problem in read_records(stream, max_bytes=args.max_body_bytes + 64 * 1024):
         try:
             if problem:
-                raise InputError(problem, line_no=line_no)
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"malformed JSON: {exc.msg} at column {exc.colno}", line_no=line_no) from exc
+                raise problem
             batch.append((line_no, parse_article(record, max_body_bytes=args.max_body_bytes, line_no=line_no)))
         except InputError as exc:
             failed += 1
@@ -168,13 +164,9 @@ def _run_evaluate(args) -> int:
     tagger = Tagger.load(args.model)
     gold, articles = [], []
     with _open_input(args.data) as stream:
-        for line_no, line, problem in read_lines(stream, max_bytes=64 * 1024 * 1024):
+        for line_no, record, problem in read_records(stream, max_bytes=64 * 1024 * 1024):
             if problem:
                 raise InputError(f"{args.data}: line {line_no}: {problem}")
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{args.data}: line {line_no}: malformed JSON: {exc.msg}") from exc
             articles.append(parse_article(record, max_body_bytes=64 * 1024 * 1024, line_no=line_no))
             gold.append(
                 GoldArticle(

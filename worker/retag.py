@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from .errors import InputError
-from .jsonl import read_lines
+from .jsonl import read_records
 from .tagging import ArticleInput, Tagger, parse_article
 
 CHUNK_SIZE = 200
@@ -61,14 +61,10 @@ class Summary:
 def read_archive(stream: BinaryIO, *, max_body_bytes: int, errors: list) -> Iterator[ArchiveLine]:
     """Parsed lines, one at a time (a million-line file never sits in memory); bad lines are
     appended to `errors` as {"line", "id"?, "error"} and skipped."""
-    for line_no, text, problem in read_lines(stream, max_bytes=max_body_bytes + 256 * 1024):
+    for line_no, record, problem in read_records(stream, max_bytes=max_body_bytes + 256 * 1024):
         try:
             if problem:
-                raise InputError(problem, line_no=line_no)
-            try:
-                record = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"malformed JSON: {exc.msg} at column {exc.colno}", line_no=line_no) from exc
+                raise problem
             article = parse_article(record, max_body_bytes=max_body_bytes, line_no=line_no)
             revision = record.get("revision")
             if revision is not None and (isinstance(revision, bool) or not isinstance(revision, int) or revision < 0):
