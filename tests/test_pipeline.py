@@ -191,3 +191,34 @@ def _wait(check, timeout: float = 20.0) -> None:
 
 def _autotag(stack, *args):
     return subprocess.run([sys.executable, "-m", "worker.cli", *args], env=stack.env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_signed_inbound_events_are_checked(tmp_path):
+    """A client with a signing_secret: unsigned, forged and replayed (stale) events are refused, a good one is queued."""
+    from datetime import datetime, timedelta, timezone
+
+    from worker.delivery import sign
+
+    running = Stack(tmp_path, signing=True)
+    running.n_workers = 0
+    try:
+        log = tmp_path / "signed-ingress.log"
+        running.ingress = subprocess.Popen([sys.executable, "-m", "worker.cli", "serve"], env=running.env, cwd=ROOT,
+                                           stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
+        _wait(lambda: running.http.get("/healthz").status_code == 200)
+        raw = json.dumps({"id": "signed-1", "type": "article.published", "occurred_at": "2026-11-22T10:00:00Z",
+                          "article": {"id": "s1", "revision": 1, "title": "t", "body": "b"}})
+        assert running.post_raw(raw.encode()).status_code == 401
+        forged = sign("whsec_" + "QUJD" * 8, "m1", raw)
+        assert running.post_raw(raw.encode(), headers=forged).json()["field"] == "webhook-signature"
+        stale = sign(running.signing_secret, "m2", raw, now=datetime.now(timezone.utc) - timedelta(minutes=10))
+        assert running.post_raw(raw.encode(), headers=stale).status_code == 401
+        good = sign(running.signing_secret, "m3", raw)
+        answer = running.post_raw(raw.encode(), headers=good)
+        assert answer.status_code == 202 and answer.json()["status"] == "queued"
+        assert running.post_raw(raw.encode(), headers=good, token="not-the-token").status_code == 401
+        logged = log.read_text()
+        assert "bad or stale signature" in logged and "refused token sha256:" in logged  # refusals are logged...
+        assert running.signing_secret not in logged and running.token not in logged and "not-the-token" not in logged  # ...secrets are not
+    finally:
+        running.stop()
