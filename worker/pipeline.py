@@ -110,19 +110,10 @@ def attempt_deliveries(runtime: Runtime, message_ids: list[str]) -> list[str]:
     records = ledger.current_deliveries(message_ids, hold_until=time.time() + settings.callback_timeout * len(message_ids) + 5)
     outcomes, delivered = [], []
     for record in records:
-        client = settings.client(record["client"])
-        if client is None:
-            ledger.kill(record, f"client {record['client']!r} is no longer configured")
-            ledger.count("deliveries_dead")
-            outcomes.append("dead")
-            continue
-        try:
-            post_callback(client, record["id"], json.loads(record["payload"]), timeout=settings.callback_timeout, session=runtime.http)
-        except DeliveryError as exc:
-            outcomes.append(_failed(runtime, record, exc))
-            continue
-        delivered.append((record, time.time() - float(record["received_at"])))
-        outcomes.append("delivered")
+        outcome = _post(runtime, record, json.loads(record["payload"]))
+        if outcome == "delivered":
+            delivered.append((record, time.time() - float(record["received_at"])))
+        outcomes.append(outcome)
     _record_delivered(ledger, delivered)
     return outcomes
 
@@ -132,17 +123,13 @@ def deliver_now(runtime: Runtime, items: list[tuple[dict, dict, float]]) -> int:
     success at once (a worker killed here re-sends at most the one in flight). At the first
     failure the rest are released to the dispatcher at their slots, so a slow CMS never ties up
     the task. Returns how many arrived."""
-    ledger, settings = runtime.ledger, runtime.settings
-    client = settings.client(items[0][0]["client"])
+    ledger = runtime.ledger
     done = []
     for position, (record, payload, not_before) in enumerate(items):
         wait = not_before - time.time()
         if wait > 0:
             time.sleep(wait)
-        try:
-            post_callback(client, record["id"], payload, timeout=settings.callback_timeout, session=runtime.http)
-        except DeliveryError as exc:
-            _failed(runtime, record, exc)
+        if _post(runtime, record, payload) != "delivered":
             with ledger.redis.pipeline(transaction=False) as pipe:
                 for later, _, slot in items[position + 1 :]:
                     pipe.zadd(ledger.key("due"), {later["id"]: slot}, xx=True)
@@ -163,19 +150,26 @@ def _record_delivered(ledger: Ledger, delivered: list) -> None:
 
 
 def _attempt(runtime: Runtime, record: dict, payload: dict) -> str:
-    ledger, settings = runtime.ledger, runtime.settings
+    # the try about to start holds the delivery off the schedule for its own length only
+    runtime.ledger.hold(record["id"], time.time() + runtime.settings.callback_timeout + 5)
+    outcome = _post(runtime, record, payload)
+    if outcome == "delivered":
+        runtime.ledger.mark_delivered(record, latency=time.time() - float(record["received_at"]))
+    return outcome
+
+
+def _post(runtime: Runtime, record: dict, payload: dict) -> str:
+    """One try, its failure handled (rescheduled or dead); a success is for the caller to record."""
+    settings = runtime.settings
     client = settings.client(record["client"])
     if client is None:
-        ledger.kill(record, f"client {record['client']!r} is no longer configured")
-        ledger.count("deliveries_dead")
+        runtime.ledger.kill(record, f"client {record['client']!r} is no longer configured")
+        runtime.ledger.count("deliveries_dead")
         return "dead"
-    # the try about to start holds the delivery off the schedule for its own length only
-    ledger.hold(record["id"], time.time() + settings.callback_timeout + 5)
     try:
         post_callback(client, record["id"], payload, timeout=settings.callback_timeout, session=runtime.http)
     except DeliveryError as exc:
         return _failed(runtime, record, exc)
-    ledger.mark_delivered(record, latency=time.time() - float(record["received_at"]))
     return "delivered"
 
 

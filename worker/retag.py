@@ -139,6 +139,17 @@ def add_to_summary(summary: Summary, result: dict) -> None:
     summary.changed += changed
 
 
+def change_entry(line: ArchiveLine, result: dict) -> str | None:
+    """The per-article line of changes.jsonl: tags added and removed, editor decisions kept
+    (None when the article changes nothing and no decision was needed)."""
+    touched = any(result["changes"][kind][side] for kind, _ in KINDS for side in ("added", "removed")) or any(
+        result["editor_kept"][kind][side] for kind, _ in KINDS for side in ("set", "removed"))
+    if not touched:
+        return None
+    return json.dumps({"id": result["id"], "line": line.line_no, "changes": result["changes"], "editor_kept": result["editor_kept"]},
+                      ensure_ascii=False)
+
+
 def format_summary(summary: Summary) -> str:
     lines = [f"{summary.articles} articles re-tagged, {summary.changed} would change, {summary.bad_lines} bad lines skipped, "
              f"{summary.editor_kept} editor decisions kept", "", f"{'tag':<18}{'gain':>8}{'lose':>8}"]
@@ -245,11 +256,9 @@ def run_local(run: LocalRun, tagger: Tagger, *, client=None, rate: float | None,
             changes = open(run.directory / "changes.jsonl", "a", encoding="utf-8")
             for result, line in zip(retag_chunk(tagger, chunk), chunk):
                 add_to_summary(summary, result)
-                if any(result["changes"][kind][side] for kind, _ in KINDS for side in ("added", "removed")) or any(
-                    result["editor_kept"][kind][side] for kind, _ in KINDS for side in ("set", "removed")
-                ):
-                    changes.write(json.dumps({"id": result["id"], "line": line.line_no, "changes": result["changes"],
-                                              "editor_kept": result["editor_kept"]}, ensure_ascii=False) + "\n")
+                entry = change_entry(line, result)
+                if entry:
+                    changes.write(entry + "\n")
                 if out is not None:
                     out.write(json.dumps(result, ensure_ascii=False) + "\n")
                 if client is not None:

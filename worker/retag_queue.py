@@ -16,7 +16,7 @@ import time
 
 from .ledger import Ledger
 from .pipeline import deliver_now
-from .retag import KINDS, ArchiveLine, apply_editor_decisions, callback_payload
+from .retag import ArchiveLine, Summary, add_to_summary, apply_editor_decisions, callback_payload, change_entry
 from .tagging import ArticleInput
 
 MAX_CHUNKS_IN_FLIGHT = 16  # bounds what the queue holds for one run
@@ -67,23 +67,15 @@ def process_chunk(runtime, run_id: str, index: int, encoded: list[dict]) -> str:
     lines = [decode_line(item) for item in encoded]
     results = [apply_editor_decisions(line, result) for line, result in zip(lines, runtime.tagger.tag_many([line.article for line in lines]))]
 
-    counts = {"meta": {"articles": len(results), "changed": 0}, "tags": {}, "changes": [], "results": []}
-    for line, result in zip(lines, results):
-        changed = False
-        for kind, _ in KINDS:
-            for value in result["changes"][kind]["added"]:
-                counts["tags"][f"gain:{value}"] = counts["tags"].get(f"gain:{value}", 0) + 1
-                changed = True
-            for value in result["changes"][kind]["removed"]:
-                counts["tags"][f"lose:{value}"] = counts["tags"].get(f"lose:{value}", 0) + 1
-                changed = True
-        counts["meta"]["changed"] += changed
-        kept = result["editor_kept"]
-        counts["meta"]["editor_kept"] = counts["meta"].get("editor_kept", 0) + sum(len(kept[k][s]) for k, _ in KINDS for s in ("set", "removed"))
-        if changed or any(kept[k][s] for k, _ in KINDS for s in ("set", "removed")):
-            counts["changes"].append(json.dumps({"id": result["id"], "line": line.line_no, "changes": result["changes"], "editor_kept": kept}))
-        if options.get("out"):
-            counts["results"].append(json.dumps(result, ensure_ascii=False))
+    summary = Summary()
+    for result in results:
+        add_to_summary(summary, result)
+    counts = {
+        "meta": {"articles": summary.articles, "changed": summary.changed, "editor_kept": summary.editor_kept},
+        "tags": {**{f"gain:{t}": n for t, n in summary.gains.items()}, **{f"lose:{t}": n for t, n in summary.losses.items()}},
+        "changes": [entry for entry in (change_entry(line, result) for line, result in zip(lines, results)) if entry],
+        "results": [json.dumps(result, ensure_ascii=False) for result in results] if options.get("out") else [],
+    }
 
     inline = []
     if not options["no_callback"]:
