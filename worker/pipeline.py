@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -34,6 +35,18 @@ class Runtime:
     load_tagger: Callable[[], Tagger]
     _tagger: Tagger | None = None
     http: CallbackSession = field(default_factory=CallbackSession)
+    _lanes: list = field(default_factory=list)
+
+    def lane_sessions(self, count: int) -> list[CallbackSession]:
+        """`count` keep-alive sessions for parallel delivery, the first being `http`; kept."""
+        while len(self._lanes) < count - 1:
+            self._lanes.append(CallbackSession())
+        return [self.http, *self._lanes[: count - 1]]
+
+    def fresh_connections(self) -> None:
+        """After a fork: sockets must not be shared with the parent (the loaded tagger is)."""
+        self.ledger.redis.connection_pool.reset()
+        self.http, self._lanes = CallbackSession(), []
 
     @property
     def tagger(self) -> Tagger:
@@ -118,26 +131,46 @@ def attempt_deliveries(runtime: Runtime, message_ids: list[str]) -> list[str]:
     return outcomes
 
 
-def deliver_now(runtime: Runtime, items: list[tuple[dict, dict, float]]) -> int:
-    """Deliver scheduled (and held) deliveries in order, each not before its slot, recording each
-    success at once (a worker killed here re-sends at most the one in flight). At the first
-    failure the rest are released to the dispatcher at their slots, so a slow CMS never ties up
-    the task. Returns how many arrived."""
+def deliver_now(runtime: Runtime, items: list[tuple[dict, dict, float]], connections: int = 1) -> int:
+    """Deliver scheduled (and held) deliveries, each not before its slot, over `connections`
+    keep-alive connections at once (item i on connection i mod n, in order), recording each
+    success at once: a worker killed here re-sends at most the ones in flight, one per
+    connection, with their webhook-ids. At a connection's first failure its remaining items
+    are released to the dispatcher at their slots, so a slow CMS never ties up the task.
+    Returns how many arrived."""
+    lanes = [items[start::connections] for start in range(min(connections, len(items)))]
+    if len(lanes) <= 1:
+        return _deliver_lane(runtime, runtime.http, items)
+    sessions = runtime.lane_sessions(len(lanes))
+    arrived = [0] * len(lanes)
+
+    def run(index: int) -> None:
+        arrived[index] = _deliver_lane(runtime, sessions[index], lanes[index])
+
+    threads = [threading.Thread(target=run, args=(index,), name=f"autotag-lane-{index}") for index in range(len(lanes))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(arrived)
+
+
+def _deliver_lane(runtime: Runtime, session: CallbackSession, items: list[tuple[dict, dict, float]]) -> int:
     ledger = runtime.ledger
-    done = []
+    done = 0
     for position, (record, payload, not_before) in enumerate(items):
         wait = not_before - time.time()
         if wait > 0:
             time.sleep(wait)
-        if _post(runtime, record, payload) != "delivered":
+        if _post(runtime, record, payload, session) != "delivered":
             with ledger.redis.pipeline(transaction=False) as pipe:
                 for later, _, slot in items[position + 1 :]:
                     pipe.zadd(ledger.key("due"), {later["id"]: slot}, xx=True)
                 pipe.execute()
             break
         ledger.mark_delivered(record, time.time() - float(record["received_at"]))
-        done.append(record)
-    return len(done)
+        done += 1
+    return done
 
 
 def _record_delivered(ledger: Ledger, delivered: list) -> None:
@@ -158,7 +191,7 @@ def _attempt(runtime: Runtime, record: dict, payload: dict) -> str:
     return outcome
 
 
-def _post(runtime: Runtime, record: dict, payload: dict) -> str:
+def _post(runtime: Runtime, record: dict, payload: dict, session: CallbackSession | None = None) -> str:
     """One try, its failure handled (rescheduled or dead); a success is for the caller to record."""
     settings = runtime.settings
     client = settings.client(record["client"])
@@ -167,7 +200,7 @@ def _post(runtime: Runtime, record: dict, payload: dict) -> str:
         runtime.ledger.count("deliveries_dead")
         return "dead"
     try:
-        post_callback(client, record["id"], payload, timeout=settings.callback_timeout, session=runtime.http)
+        post_callback(client, record["id"], payload, timeout=settings.callback_timeout, session=session or runtime.http)
     except DeliveryError as exc:
         return _failed(runtime, record, exc)
     return "delivered"

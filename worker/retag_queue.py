@@ -105,7 +105,7 @@ def process_chunk(runtime, run_id: str, index: int, encoded: list[dict]) -> str:
     committed = ledger.redis.register_script(_COMMIT_CHUNK)(
         keys=[keys["done"], keys["meta"], keys["tags"], keys["changes"], keys["results"]], args=[index, json.dumps(counts)])
     if inline:
-        deliver_now(runtime, inline)
+        deliver_now(runtime, inline, connections=client.callback_connections)
     return "done" if committed else "duplicate"
 
 

@@ -30,6 +30,9 @@ class Client:
     callback_secret: str
     signing_secret: str | None = None
     allow_private_callback: bool = False
+    # a re-tag posts over this many connections at once per worker process (within the run's
+    # rate): a CMS answering in 50 ms takes 20 callbacks/s per connection, so one is not enough
+    callback_connections: int = 4
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,11 @@ def _client(entry: object, index: int, source: str) -> Client:
     signing = entry.get("signing_secret")
     if signing is not None and (not isinstance(signing, str) or not signing.startswith("whsec_")):
         raise ConfigError(f"{where}: signing_secret must be a Standard Webhooks secret (whsec_...)")
-    extra = sorted(set(entry) - {"id", "token", "callback_url", "callback_secret", "signing_secret", "allow_private_callback"})
+    connections = entry.get("callback_connections", 4)
+    if not isinstance(connections, int) or isinstance(connections, bool) or not 1 <= connections <= 64:
+        raise ConfigError(f"{where}: callback_connections must be an integer from 1 to 64")
+    extra = sorted(set(entry) - {"id", "token", "callback_url", "callback_secret", "signing_secret", "allow_private_callback",
+                                 "callback_connections"})
     if extra:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(extra)}")
     return Client(
@@ -144,6 +151,7 @@ def _client(entry: object, index: int, source: str) -> Client:
         callback_secret=entry["callback_secret"],
         signing_secret=signing,
         allow_private_callback=bool(entry.get("allow_private_callback", False)),
+        callback_connections=connections,
     )
 
 

@@ -14,7 +14,6 @@ import threading
 import redis
 from celery import shared_task, signals
 
-from .delivery import CallbackSession
 from .ledger import Ledger
 from .pipeline import Runtime, attempt_deliveries, dispatch_due, process_event
 from .retag_queue import process_chunk
@@ -60,10 +59,8 @@ def _load_model_before_fork(sender=None, **_):
 
 @signals.worker_process_init.connect
 def _fresh_connections_after_fork(**_):
-    # sockets must not be shared across a fork; the loaded tagger is
     if _runtime is not None:
-        _runtime.ledger.redis.connection_pool.reset()
-        _runtime.http = CallbackSession()
+        _runtime.fresh_connections()
 
 
 @signals.worker_ready.connect
