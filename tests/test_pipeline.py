@@ -54,6 +54,20 @@ def test_an_older_revision_never_follows_a_newer_one(stack):
     assert [c["payload"]["article"]["revision"] for c in stack.cms.for_article("a-order")] == [3]
 
 
+def test_finished_deliveries_drop_their_payload_and_expire(stack):
+    """Redis holds what is pending, not everything ever published: a delivered record keeps its
+    outcome for inspection (with a TTL) but not its payload."""
+    stack.publish("a-ttl", 1, event_id="evt-ttl", body=ARMS[1])
+    (callback,) = stack.cms.wait_for("a-ttl")
+    key = stack.ledger.key("delivery", callback["headers"]["webhook-id"])
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and stack.redis.hget(key, "state") != b"delivered":
+        time.sleep(0.05)
+    assert stack.redis.hget(key, "state") == b"delivered"
+    assert stack.redis.hget(key, "payload") is None
+    assert 0 < stack.redis.ttl(key) <= 7 * 24 * 3600
+
+
 def test_a_newer_revision_supersedes_a_pending_older_delivery(stack):
     stack.cms.respond["a-supersede"] = 503
     stack.publish("a-supersede", 1)

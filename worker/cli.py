@@ -226,7 +226,7 @@ def _run_serve(args) -> int:
     import os
 
     app = create_app(settings, queue_prefix=os.environ.get("AUTOTAG_QUEUE_PREFIX", ""))
-    api = create_ingress(settings, app, Ledger(redis.Redis.from_url(settings.redis_url), settings.key_prefix))
+    api = create_ingress(settings, app, Ledger(redis.Redis.from_url(settings.redis_url), settings.key_prefix, settings.idempotency_ttl))
     uvicorn.run(api, host=args.host or settings.host, port=args.port or settings.port, log_level="warning")
     return EXIT_OK
 
@@ -404,7 +404,7 @@ def _queued_ledger_or_none():
     from .settings import load_settings
 
     settings = load_settings()
-    return Ledger(redis.Redis.from_url(settings.redis_url), settings.key_prefix) if settings.redis_url else None
+    return Ledger(redis.Redis.from_url(settings.redis_url), settings.key_prefix, settings.idempotency_ttl) if settings.redis_url else None
 
 
 def _queued_run_exists(ledger, run_id: str) -> bool:
@@ -439,7 +439,7 @@ def _ledger():
     from .settings import load_settings
 
     settings = _service_settings(load_settings())
-    return Ledger(redis.Redis.from_url(settings.redis_url), settings.key_prefix)
+    return Ledger(redis.Redis.from_url(settings.redis_url), settings.key_prefix, settings.idempotency_ttl)
 
 
 def _open_input(path) -> BinaryIO:

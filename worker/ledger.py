@@ -6,7 +6,10 @@ Keys (all under one prefix):
     done:{client}:{event}      a processed event (TTL): a redelivered task does nothing twice
     failed:{client}:{event}    why tagging an event failed (poison input), kept for inspection
     article:{client}:{id}      hash: latest revision, unpublished revision, pending delivery
-    delivery:{id}              hash: the delivery, its payload, attempts, state, last error
+    delivery:{id}              hash: the delivery, its payload, attempts, state, last error;
+                               once delivered, superseded or cancelled, the payload goes and
+                               the record expires after `finished_ttl` (Redis memory stays
+                               bounded by what is pending, not by everything ever published)
     due                        sorted set: delivery id -> when to try next (the durable schedule)
     dead                       sorted set: delivery id -> when it died
     metrics / latency          hashes of counters and latency-histogram buckets
@@ -39,6 +42,8 @@ local pending = redis.call('HGET', article, 'pending')
 if pending and pending ~= id then
   redis.call('ZREM', due, pending)
   redis.call('HSET', ARGV[5] .. pending, 'state', 'superseded')
+  redis.call('HDEL', ARGV[5] .. pending, 'payload')
+  redis.call('EXPIRE', ARGV[5] .. pending, tonumber(ARGV[11]))
 end
 redis.call('HSET', article, 'latest', revision, 'pending', id)
 redis.call('HSET', delivery, 'payload', ARGV[4], 'state', 'pending', 'attempts', 0, 'created_at', now,
@@ -60,6 +65,8 @@ if pending then
   if state == 'pending' and pending_revision <= revision then
     redis.call('ZREM', due, pending)
     redis.call('HSET', ARGV[2] .. pending, 'state', 'cancelled')
+    redis.call('HDEL', ARGV[2] .. pending, 'payload')
+    redis.call('EXPIRE', ARGV[2] .. pending, tonumber(ARGV[3]))
     redis.call('HDEL', article, 'pending')
     return 1
   end
@@ -77,6 +84,8 @@ return ids
 
 _DELIVERED = """
 redis.call('HSET', KEYS[1], 'state', 'delivered', 'delivered_at', ARGV[2], 'attempts', ARGV[3])
+redis.call('HDEL', KEYS[1], 'payload')
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[7]))
 redis.call('ZREM', KEYS[2], ARGV[1])
 if redis.call('HGET', KEYS[3], 'pending') == ARGV[1] then redis.call('HDEL', KEYS[3], 'pending') end
 redis.call('HSET', KEYS[3], 'delivered', ARGV[4])
@@ -93,9 +102,10 @@ def delivery_id(client_id: str, event_id: str) -> str:
 
 
 class Ledger:
-    def __init__(self, client: redis.Redis, prefix: str = "autotag"):
+    def __init__(self, client: redis.Redis, prefix: str = "autotag", finished_ttl: int = 7 * 24 * 3600):
         self.redis = client
         self.prefix = prefix
+        self.finished_ttl = finished_ttl  # how long a finished delivery's record is kept for inspection
         self._schedule = client.register_script(_SCHEDULE)
         self._unpublish = client.register_script(_UNPUBLISH)
         self._claim_due = client.register_script(_CLAIM_DUE)
@@ -157,7 +167,7 @@ class Ledger:
         return [(message_id, outcome.decode()) for message_id, outcome in zip(ids, outcomes)]
 
     def unpublish(self, client_id: str, article_id, revision: int) -> bool:
-        return bool(self._unpublish(keys=[self.key("article", client_id, article_id), self.key("due")], args=[revision, self.key("delivery", "")]))
+        return bool(self._unpublish(keys=[self.key("article", client_id, article_id), self.key("due")], args=[revision, self.key("delivery", ""), self.finished_ttl]))
 
     def delivery(self, message_id: str) -> dict | None:
         return _record(message_id, self.redis.hgetall(self.key("delivery", message_id)))
@@ -196,7 +206,7 @@ class Ledger:
         self._delivered(
             keys=[self.key("delivery", record["id"]), self.key("due"), self.key("article", record["client"], record["article"]),
                   self.key("metrics"), self.key("latency")],
-            args=[record["id"], time.time(), record["attempts"] + 1, record["revision"], bucket, latency],
+            args=[record["id"], time.time(), record["attempts"] + 1, record["revision"], bucket, latency, self.finished_ttl],
             client=pipe,
         )
 
@@ -217,6 +227,8 @@ class Ledger:
         """Take a superseded or cancelled delivery off the schedule."""
         with self.redis.pipeline() as pipe:
             pipe.hset(self.key("delivery", record["id"]), "state", state)
+            pipe.hdel(self.key("delivery", record["id"]), "payload")
+            pipe.expire(self.key("delivery", record["id"]), self.finished_ttl)
             pipe.zrem(self.key("due"), record["id"])
             pipe.execute()
 

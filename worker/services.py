@@ -137,7 +137,7 @@ def run_up(config_path: Path | None, host: str, port: int, demo_articles: Path |
     worker = subprocess.Popen([sys.executable, "-m", "worker.cli", "worker", "--concurrency", "1"], env=env)
     inbox: list = []
     app = create_app(settings, redis_url=redis_url)
-    ledger = Ledger(redis.Redis.from_url(redis_url), settings.key_prefix)
+    ledger = Ledger(redis.Redis.from_url(redis_url), settings.key_prefix, settings.idempotency_ttl)
     demo = any(c.callback_url.endswith("/demo/cms") for c in settings.clients)
     api = create_ingress(settings, app, ledger, demo_inbox=inbox if demo else None)
     server = uvicorn.Server(uvicorn.Config(api, host=host, port=port, log_level="warning"))

@@ -31,7 +31,7 @@ def runtime_for(app) -> Runtime:
     if _runtime is None:
         settings = app.autotag_settings
         client = redis.Redis.from_url(app.conf.broker_url, health_check_interval=30, socket_timeout=10, socket_connect_timeout=5)
-        _runtime = Runtime(settings=settings, ledger=Ledger(client, settings.key_prefix), load_tagger=lambda: Tagger.load(settings.model_dir))
+        _runtime = Runtime(settings=settings, ledger=Ledger(client, settings.key_prefix, settings.idempotency_ttl), load_tagger=lambda: Tagger.load(settings.model_dir))
     return _runtime
 
 
