@@ -47,6 +47,8 @@ def test_settings_from_toml_with_environment_overrides(tmp_path):
     ("colour = 'blue'", "unknown key"),
     ('[[clients]]\nid = "n"\ntoken = "t"\ncallback_url = "ftp://x"\ncallback_secret = "whsec_a"', "callback_url"),
     ('[[clients]]\nid = "n"\ntoken = "t"\ncallback_url = "https://x"\ncallback_secret = "plain"', "callback_secret"),
+    ('[[clients]]\nid = "n"\ntoken = "t"\ncallback_url = "https://x"\ncallback_secret = "whsec_a"\ncallback_connections = 0',
+     "callback_connections"),
     ("task_time_limit = 4000", "visibility_timeout"),
     ("port = 'eighty'", "port"),
     ("not toml [", "not valid TOML"),
