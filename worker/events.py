@@ -7,6 +7,7 @@ CMS engineer reading the 4xx knows what to fix.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -14,6 +15,10 @@ from .errors import EventError
 
 EVENT_TYPES = ("article.published", "article.updated", "article.unpublished")
 _MAX_ID_CHARS = 200
+# the ledger's Lua scripts compare revisions as doubles: exact up to 2**53 - 1, no further
+MAX_REVISION = 2**53 - 1
+# JSON may escape half a UTF-16 pair ("\ud800"): no valid text, and Redis and the tagger refuse it
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,8 @@ def parse_event(raw: bytes, *, max_body_bytes: int) -> PublishEvent:
         raise EventError(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", status=400) from exc
     except RecursionError as exc:
         raise EventError("malformed JSON: nested too deeply", status=400) from exc
+    except ValueError as exc:  # an integer over Python's 4,300-digit conversion limit
+        raise EventError(f"malformed JSON: {exc}", status=400) from exc
     if not isinstance(data, dict):
         raise EventError("the event must be a JSON object", status=422)
 
@@ -80,11 +87,15 @@ def parse_event(raw: bytes, *, max_body_bytes: int) -> PublishEvent:
     article_id = article.get("id")
     if isinstance(article_id, bool) or not isinstance(article_id, (str, int)) or article_id == "":
         raise EventError("'article.id' is missing or not a string/integer", field="article.id")
-    if isinstance(article_id, str) and len(article_id) > _MAX_ID_CHARS:
+    if len(str(article_id)) > _MAX_ID_CHARS:
         raise EventError(f"'article.id' is longer than {_MAX_ID_CHARS} characters", field="article.id")
+    if isinstance(article_id, str):
+        _check_unicode(article_id, "article.id")
     revision = article.get("revision")
     if isinstance(revision, bool) or not isinstance(revision, int) or revision < 0:
         raise EventError("'article.revision' is missing or not a non-negative integer", field="article.revision")
+    if revision > MAX_REVISION:
+        raise EventError(f"'article.revision' is over {MAX_REVISION:,}", field="article.revision")
     wants_text = event_type != "article.unpublished"
     title = _optional_string(article, "title", "article.title", required=wants_text)
     body = _optional_string(article, "body", "article.body", required=wants_text)
@@ -109,7 +120,7 @@ def _string(data: dict, key: str, field: str) -> str:
     value = data.get(key)
     if not isinstance(value, str) or not value:
         raise EventError(f"'{field}' is missing or not a non-empty string", field=field)
-    return value
+    return _check_unicode(value, field)
 
 
 def _optional_string(data: dict, key: str, field: str, *, required: bool) -> str | None:
@@ -118,4 +129,10 @@ def _optional_string(data: dict, key: str, field: str, *, required: bool) -> str
         return None
     if not isinstance(value, str):
         raise EventError(f"'{field}' is {'missing or ' if required else ''}not a string", field=field)
+    return _check_unicode(value, field)
+
+
+def _check_unicode(value: str, field: str) -> str:
+    if _LONE_SURROGATE.search(value):
+        raise EventError(f"'{field}' holds an unpaired UTF-16 surrogate (not valid Unicode)", field=field)
     return value
