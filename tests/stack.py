@@ -95,9 +95,10 @@ class CmsStub:
             record["payload"] = self._webhook.verify(raw, headers)
         except Exception as exc:  # a bad signature is a test failure, recorded here
             record["error"] = repr(exc)
-        self.received.append(record)
         article = (record.get("payload") or {}).get("article", {}).get("id")
-        return self.respond.get(article, self.default_status)
+        record["status"] = self.respond.get(article, self.default_status)
+        self.received.append(record)
+        return record["status"]
 
     def for_article(self, article_id, ok_only: bool = True) -> list[dict]:
         return [r for r in self.received if "payload" in r and r["payload"]["article"]["id"] == article_id]
@@ -158,12 +159,15 @@ class Stack:
     """Redis + worker + ingress + CMS stub, with a config written for the run."""
 
     def __init__(self, tmp: Path, *, redis_url: str | None = None, retry_delays=(0.3, 0.3, 0.5, 0.5, 1.0), workers: int = 1,
-                 signing: bool = False, loglevel: str = "INFO"):
+                 signing: bool = False, loglevel: str = "INFO", own_redis: bool = False, extra_config: str = ""):
+        """`own_redis`: an embedded redis-server (AOF on) on a free port, for tests that stop or
+        restart Redis; the machine's Redis on 6379 is shared and stays up. `extra_config`: TOML
+        lines added at the top level of the config."""
         self.loglevel = loglevel
         self.tmp = Path(tmp)
         self.prefix = "t" + secrets.token_hex(4)
         self.embedded = None
-        self.redis_url = redis_url or machine_redis_url()
+        self.redis_url = redis_url or (None if own_redis else machine_redis_url())
         if self.redis_url is None:
             self.embedded = EmbeddedRedis(self.tmp / "redis").start()
             self.redis_url = self.embedded.url
@@ -178,6 +182,7 @@ class Stack:
             "retry_jitter = 0.0",
             "callback_timeout = 2.0",
             "dispatch_lease = 10",
+            extra_config,
             "",
             "[[clients]]",
             'id = "newsroom"',

@@ -38,6 +38,9 @@ def create_app(settings: Settings, *, redis_url: str | None = None, queue_prefix
         # the ingress must answer 503 quickly when Redis is away, not hang in publish retries
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
         broker_connection_max_retries=None,  # a worker keeps reconnecting while Redis is away
+        # a task running when the connection broke cannot be acknowledged: stop it; Redis hands
+        # it out again after the visibility timeout (every task is idempotent)
+        worker_cancel_long_running_tasks_on_connection_loss=True,
         task_default_queue=queue_prefix + TAG_QUEUE,
         task_routes={
             "autotag.tag_event": {"queue": queue_prefix + TAG_QUEUE},

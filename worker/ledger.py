@@ -5,6 +5,8 @@ Keys (all under one prefix):
     seen:{client}:{event}      ingress dedupe (SET NX, TTL)
     done:{client}:{event}      a processed event (TTL): a redelivered task does nothing twice
     failed:{client}:{event}    why tagging an event failed (poison input), kept for inspection
+    starts:{client}:{event}    how many tasks have started on an event (one that kills its worker
+                               each time is stopped after MAX_TASK_STARTS)
     article:{client}:{id}      hash: latest revision, unpublished revision, pending delivery
     delivery:{id}              hash: the delivery, its payload, attempts, state, last error;
                                once delivered, superseded or cancelled, the payload goes and
@@ -123,6 +125,16 @@ class Ledger:
 
     def event_done(self, client_id: str, event_id: str) -> bool:
         return bool(self.redis.exists(self.key("done", client_id, event_id)))
+
+    def start_event(self, client_id: str, event_id: str, ttl: int) -> tuple[bool, int]:
+        """(done already, how many times a task has started on it, this one included), in one
+        round trip: an event whose task keeps dying with its worker is poison, not a retry."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.exists(self.key("done", client_id, event_id))
+            pipe.incr(self.key("starts", client_id, event_id))
+            pipe.expire(self.key("starts", client_id, event_id), ttl)
+            done, starts, _ = pipe.execute()
+        return bool(done), int(starts)
 
     def mark_event_done(self, client_id: str, event_id: str, ttl: int) -> None:
         self.redis.set(self.key("done", client_id, event_id), 1, ex=ttl)

@@ -24,6 +24,8 @@ from .tagging import Tagger, parse_article
 log = logging.getLogger("autotag.pipeline")
 # while a first attempt runs inline, the schedule holds the delivery this far in the future
 FIRST_ATTEMPT_LEASE = 60.0
+# a task that dies with its worker is redelivered; past this many starts its event is poison
+MAX_TASK_STARTS = 3
 
 
 @dataclass
@@ -55,13 +57,27 @@ class Runtime:
         return self._tagger
 
 
-def process_event(runtime: Runtime, message: dict) -> str:
-    """Handle one queued event; returns what happened (for logs and tests)."""
-    client_id, received_at = message["client"], float(message["received_at"])
-    event = PublishEvent.from_message(message["event"])
+def process_event(runtime: Runtime, message: dict, retries: int = 0) -> str:
+    """Handle one queued event; returns what happened (for logs and tests). `retries`: how many
+    of the earlier starts were the task's own retries (a transient error), not a worker's death."""
     ledger, settings = runtime.ledger, runtime.settings
-    if ledger.event_done(client_id, event.id):
+    try:
+        client_id, received_at = message["client"], float(message["received_at"])
+        event = PublishEvent.from_message(message["event"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # not our message's shape (a bug, or an older producer): record it where an operator
+        # looks, under the ids it carries, and take it off the queue instead of retrying it
+        return _malformed_message(ledger, settings, message, exc)
+    done, starts = ledger.start_event(client_id, event.id, settings.idempotency_ttl)
+    if done:
         return "duplicate"
+    if starts - retries > MAX_TASK_STARTS:  # the earlier tasks died with their worker (killed, out of memory)
+        reason = f"the worker died {starts - retries - 1} times while handling this event"
+        log.error("event %s (client %s) is poison: %s", event.id, client_id, reason)
+        ledger.record_failure(client_id, event.id, reason, settings.idempotency_ttl)
+        ledger.mark_event_done(client_id, event.id, settings.idempotency_ttl)
+        ledger.count("tasks_failed")
+        return "failed"
     if not event.tags_wanted:
         cancelled = ledger.unpublish(client_id, event.article.id, event.article.revision)
         ledger.mark_event_done(client_id, event.id, settings.idempotency_ttl)
@@ -104,6 +120,17 @@ def process_event(runtime: Runtime, message: dict) -> str:
     return _attempt(runtime, record, payload)
 
 
+def _malformed_message(ledger: Ledger, settings: Settings, message, error: Exception) -> str:
+    reason = f"malformed task message: {type(error).__name__}: {error}"
+    fields = message if isinstance(message, dict) else {}
+    event = fields.get("event") if isinstance(fields.get("event"), dict) else {}
+    client_id, event_id = str(fields.get("client", "?"))[:200], str(event.get("id", "?"))[:200]
+    log.error("event %s (client %s): %s", event_id, client_id, reason)
+    ledger.record_failure(client_id, event_id, reason, settings.idempotency_ttl)
+    ledger.count("tasks_failed")
+    return "failed"
+
+
 def attempt_delivery(runtime: Runtime, message_id: str) -> str:
     ledger = runtime.ledger
     record = ledger.delivery(message_id)
@@ -122,7 +149,12 @@ def attempt_deliveries(runtime: Runtime, message_ids: list[str]) -> list[str]:
     ledger, settings = runtime.ledger, runtime.settings
     records = ledger.current_deliveries(message_ids, hold_until=time.time() + settings.callback_timeout * len(message_ids) + 5)
     outcomes, delivered = [], []
-    for record in records:
+    started, budget = time.time(), settings.task_time_limit / 2  # a slow CMS must not run the task into its hard limit
+    for position, record in enumerate(records):
+        if time.time() - started > budget:
+            ledger.redis.zadd(ledger.key("due"), {later["id"]: time.time() for later in records[position:]}, xx=True)
+            outcomes += ["released"] * (len(records) - position)
+            break
         outcome = _post(runtime, record, json.loads(record["payload"]))
         if outcome == "delivered":
             delivered.append((record, time.time() - float(record["received_at"])))

@@ -47,8 +47,10 @@ class Settings:
     retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS
     retry_jitter: float = 0.2  # each delay is stretched or shrunk by up to this share
     callback_timeout: float = 10.0
-    visibility_timeout: int = 3600  # seconds before Redis hands an unacked task to another worker
-    task_time_limit: int = 300  # hard limit per task; must stay well below the visibility timeout
+    # seconds before Redis hands an unacknowledged task to another worker: how long a task held by
+    # a worker that died, or whose connection broke (Redis restarted), waits to run again
+    visibility_timeout: int = 300
+    task_time_limit: int = 120  # hard limit per task; must stay well below the visibility timeout
     signature_tolerance: int = 300  # seconds of clock skew accepted on signed inbound events
     idempotency_ttl: int = 7 * 24 * 3600
     key_prefix: str = "autotag"  # every ledger key starts with it: several deployments can share a Redis
@@ -109,8 +111,8 @@ def _build(raw: dict, source: str) -> Settings:
         retry_delays=tuple(float(d) for d in raw.get("retry_delays", DEFAULT_RETRY_DELAYS)),
         retry_jitter=float(raw.get("retry_jitter", 0.2)),
         callback_timeout=float(raw.get("callback_timeout", 10.0)),
-        visibility_timeout=_int(raw, "visibility_timeout", 3600, source),
-        task_time_limit=_int(raw, "task_time_limit", 300, source),
+        visibility_timeout=_int(raw, "visibility_timeout", 300, source),
+        task_time_limit=_int(raw, "task_time_limit", 120, source),
         signature_tolerance=_int(raw, "signature_tolerance", 300, source),
         idempotency_ttl=_int(raw, "idempotency_ttl", 7 * 24 * 3600, source),
         key_prefix=str(raw.get("key_prefix", "autotag")),

@@ -37,7 +37,7 @@ def runtime_for(app) -> Runtime:
 
 @shared_task(name="autotag.tag_event", bind=True, autoretry_for=_TRANSIENT, retry_backoff=True, retry_backoff_max=30, max_retries=None)
 def tag_event(self, message: dict) -> str:
-    return process_event(runtime_for(self.app), message)
+    return process_event(runtime_for(self.app), message, retries=self.request.retries or 0)
 
 
 @shared_task(name="autotag.retag_chunk", bind=True, autoretry_for=_TRANSIENT, retry_backoff=True, retry_backoff_max=30, max_retries=None)
