@@ -96,9 +96,10 @@ class CmsStub:
         except Exception as exc:  # a bad signature is a test failure, recorded here
             record["error"] = repr(exc)
         article = (record.get("payload") or {}).get("article", {}).get("id")
-        record["status"] = self.respond.get(article, self.default_status)
+        answer = self.respond.get(article, self.default_status)  # a status, or (status, extra headers)
+        record["status"], record["answer_headers"] = answer if isinstance(answer, tuple) else (answer, {})
         self.received.append(record)
-        return record["status"]
+        return record["status"], record["answer_headers"]
 
     def for_article(self, article_id, ok_only: bool = True) -> list[dict]:
         return [r for r in self.received if "payload" in r and r["payload"]["article"]["id"] == article_id]
@@ -142,9 +143,10 @@ class _CmsProtocol(asyncio.Protocol):
                 return
             raw = self.buffer[end + 4 : end + 4 + length]
             self.buffer = self.buffer[end + 4 + length :]
-            status = self.stub._handle(head, raw)
+            status, extra = self.stub._handle(head, raw)
             reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Status"
-            self.transport.write(f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{{}}".encode())
+            headers = "".join(f"{name}: {value}\r\n" for name, value in extra.items())
+            self.transport.write(f"HTTP/1.1 {status} {reason}\r\n{headers}content-type: application/json\r\ncontent-length: 2\r\n\r\n{{}}".encode())
 
 
 def machine_redis_url() -> str | None:
@@ -244,8 +246,14 @@ class Stack:
                  "article": {"id": article_id, "revision": revision, "title": title, "body": body or "Text."}}
         return self.post_raw(json.dumps(event).encode(), headers=headers)
 
-    def post_raw(self, raw: bytes, *, headers: dict | None = None, token: str | None = None) -> httpx.Response:
+    def post_raw(self, raw: bytes, *, headers: dict | None = None, token: str | None = None, signed: bool = True) -> httpx.Response:
+        """POST to the ingress; with a signing secret configured, signed unless `signed=False` or
+        the caller brings its own signature headers."""
         all_headers = {"authorization": f"Bearer {token or self.token}", "content-type": "application/json", **(headers or {})}
+        if self.signing_secret and signed and "webhook-signature" not in all_headers:
+            from worker.delivery import sign
+
+            all_headers.update(sign(self.signing_secret, "msg_" + secrets.token_hex(8), raw.decode("utf-8", "replace")))
         return self.http.post("/v1/events", content=raw, headers=all_headers)
 
     def queue_length(self) -> int:
