@@ -17,12 +17,13 @@ from kombu.exceptions import OperationalError
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from .app import TAG_QUEUE
 from .artifacts import default_bundle_path, verify_bundle
+from .enqueue import EventQueue
 from .errors import AutotagError, EventError
 from .events import parse_event
 from .ledger import LATENCY_BUCKETS, Ledger
@@ -36,6 +37,8 @@ def create_ingress(settings: Settings, celery_app, ledger: Ledger, *, demo_inbox
     the signature and keeps what it receives, for `autotag up`'s first run."""
     queue = celery_app.autotag_queue_prefix + TAG_QUEUE
     bundle = settings.model_dir or default_bundle_path()
+    # one atomic Redis script from the event loop (see enqueue.py); send_task in a thread otherwise
+    fast_queue = EventQueue.for_app(celery_app, ledger, queue, settings.idempotency_ttl)
 
     async def post_event(request: Request) -> Response:
         received_at = time.time()
@@ -43,7 +46,11 @@ def create_ingress(settings: Settings, celery_app, ledger: Ledger, *, demo_inbox
         if client is None:
             await _count(ledger, "events_rejected")
             return _error(401, "missing or unknown bearer token", field="authorization")
-        raw = await _read_limited(request, settings.max_body_bytes)
+        try:
+            raw = await _read_limited(request, settings.max_body_bytes)
+        except ClientDisconnect:  # the client left mid-body: nothing to queue, no one to answer
+            await _count(ledger, "events_rejected")
+            return _error(400, "the request body ended before its declared length", field="body")
         if raw is None:
             await _count(ledger, "events_rejected")
             return _error(413, f"request body is over the {settings.max_body_bytes:,}-byte limit", field="body")
@@ -57,10 +64,14 @@ def create_ingress(settings: Settings, celery_app, ledger: Ledger, *, demo_inbox
             await _count(ledger, "events_rejected")
             return _error(exc.status, str(exc), field=exc.field)
         try:
-            status = await run_in_threadpool(_queue_once, ledger, celery_app, queue, settings, client.id, event, received_at)
+            if fast_queue is not None:
+                status = await fast_queue.queue_event(client.id, event, received_at)
+            else:
+                status = await run_in_threadpool(_queue_once, ledger, celery_app, queue, settings, client.id, event, received_at)
         except (redis.RedisError, OperationalError, OSError) as exc:
             log.error("event %s from %s not queued: broker unavailable (%s)", event.id, client.id, type(exc).__name__)
-            await run_in_threadpool(_release_quietly, ledger, client.id, event.id)
+            if fast_queue is None:  # the script claims and queues atomically: nothing to release
+                await run_in_threadpool(_release_quietly, ledger, client.id, event.id)
             return _error(503, "the queue is unavailable; retry later", headers={"retry-after": "5"})
         return JSONResponse({"event_id": event.id, "status": status}, status_code=202)
 
