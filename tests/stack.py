@@ -271,7 +271,8 @@ class Stack:
                     process.kill()
         self.cms.stop()
         self.http.close()
-        for key in self.redis.scan_iter(f"{self.prefix}*"):
-            self.redis.delete(key)
+        for pattern in (f"{self.prefix}*", f"_kombu.binding.{self.prefix}.*"):  # ours, and kombu's routing sets for our queues
+            for key in self.redis.scan_iter(pattern):
+                self.redis.delete(key)
         if self.embedded:
             self.embedded.stop()
