@@ -33,7 +33,10 @@ def create_app(settings: Settings, *, redis_url: str | None = None, queue_prefix
         worker_prefetch_multiplier=1,
         task_time_limit=settings.task_time_limit,
         task_soft_time_limit=max(1, settings.task_time_limit - 10),
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+        # a task held by a worker that died is handed out again once the visibility timeout has
+        # passed, looked for every 10 s (kombu's default looks every 100 s)
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout, "unacked_restore_interval": 10,
+                                  "unacked_restore_throttle": 1},
         broker_connection_retry_on_startup=True,
         # the ingress must answer 503 quickly when Redis is away, not hang in publish retries
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},

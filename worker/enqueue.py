@@ -27,14 +27,17 @@ from kombu.utils.json import dumps as json_dumps
 from redis.asyncio.retry import Retry
 from redis.backoff import ConstantBackoff
 
-from .ledger import Ledger
+from .ledger import Ledger, inflight_field
 
 TASK_NAME = "autotag.tag_event"
 
-# KEYS: seen key, queue list, metrics hash; ARGV: dedupe ttl, the message
+# KEYS: seen key, queue list, metrics hash, inflight hash, inflight_at; ARGV: dedupe ttl, the
+# message, the event's in-flight field, now
 _CLAIM_AND_QUEUE = """
 if redis.call('SET', KEYS[1], 1, 'NX', 'EX', tonumber(ARGV[1])) then
   redis.call('LPUSH', KEYS[2], ARGV[2])
+  redis.call('HSET', KEYS[4], ARGV[3], ARGV[2])
+  redis.call('ZADD', KEYS[5], ARGV[4], ARGV[3])
   redis.call('HINCRBY', KEYS[3], 'events_received', 1)
   return 1
 end
@@ -108,8 +111,9 @@ class EventQueue:
         if self._client is None:
             self._connect()
         message = self.message(client_id, event, received_at)
-        keys = [self.ledger.key("seen", client_id, event.id), self.queue, self.ledger.key("metrics")]
-        queued = await self._script(keys=keys, args=[self.ttl, message])
+        keys = [self.ledger.key("seen", client_id, event.id), self.queue, self.ledger.key("metrics"),
+                self.ledger.key("inflight"), self.ledger.key("inflight_at")]
+        queued = await self._script(keys=keys, args=[self.ttl, message, inflight_field(client_id, event.id), received_at])
         return "queued" if queued else "duplicate"
 
     async def close(self) -> None:

@@ -5,6 +5,11 @@ Keys (all under one prefix):
     seen:{client}:{event}      ingress dedupe (SET NX, TTL)
     done:{client}:{event}      a processed event (TTL): a redelivered task does nothing twice
     failed:{client}:{event}    why tagging an event failed (poison input), kept for inspection
+    inflight / inflight_at     hash and sorted set: every event the ingress queued and no worker
+                               has finished yet, with its task message; an event still here long
+                               after the visibility timeout was lost on its way to a worker
+                               (kombu takes a message off the list before it records it as
+                               unacknowledged) and is queued again
     starts:{client}:{event}    how many tasks have started on an event (one that kills its worker
                                each time is stopped after MAX_TASK_STARTS)
     article:{client}:{id}      hash: latest revision, unpublished revision, pending delivery
@@ -98,6 +103,29 @@ return 1
 """
 
 
+# Queue a stalled event's message again (KEYS: inflight hash, inflight_at, done key, queue,
+# metrics; ARGV: field, the latest time it may have been queued, now, the message with a fresh
+# delivery tag): only if nothing finished or requeued it meanwhile.
+_REQUEUE = """
+local queued_at = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not queued_at or tonumber(queued_at) > tonumber(ARGV[2]) then return 0 end
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return 0
+end
+redis.call('LPUSH', KEYS[4], ARGV[4])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('HINCRBY', KEYS[5], 'events_requeued', 1)
+return 1
+"""
+
+
+def inflight_field(client_id: str, event_id: str) -> str:
+    return json.dumps([client_id, event_id])
+
+
 def delivery_id(client_id: str, event_id: str) -> str:
     """Stable across retries and redeliveries: the receiver's dedupe key (webhook-id)."""
     return "msg_" + hashlib.sha256(f"{client_id}\x00{event_id}".encode()).hexdigest()[:32]
@@ -112,6 +140,7 @@ class Ledger:
         self._unpublish = client.register_script(_UNPUBLISH)
         self._claim_due = client.register_script(_CLAIM_DUE)
         self._delivered = client.register_script(_DELIVERED)
+        self._requeue = client.register_script(_REQUEUE)
 
     def key(self, *parts) -> str:
         return ":".join([self.prefix, *map(str, parts)])
@@ -138,6 +167,25 @@ class Ledger:
 
     def mark_event_done(self, client_id: str, event_id: str, ttl: int) -> None:
         self.redis.set(self.key("done", client_id, event_id), 1, ex=ttl)
+
+    def finish_inflight(self, client_id: str, event_id: str) -> None:
+        """A worker is done with the event (whatever the outcome): it is no longer in flight."""
+        field = inflight_field(client_id, event_id)
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hdel(self.key("inflight"), field)
+            pipe.zrem(self.key("inflight_at"), field)
+            pipe.execute()
+
+    def stalled_events(self, queued_before: float, limit: int = 100) -> list[tuple[str, str, bytes]]:
+        """(client, event, task message) of events queued before `queued_before` and not finished."""
+        fields = self.redis.zrangebyscore(self.key("inflight_at"), "-inf", queued_before, start=0, num=limit)
+        messages = self.redis.hmget(self.key("inflight"), fields) if fields else []
+        return [(*json.loads(field), message) for field, message in zip(fields, messages) if message is not None]
+
+    def requeue_stalled(self, client_id: str, event_id: str, queue: str, message: str, queued_before: float) -> bool:
+        return bool(self._requeue(
+            keys=[self.key("inflight"), self.key("inflight_at"), self.key("done", client_id, event_id), queue, self.key("metrics")],
+            args=[inflight_field(client_id, event_id), queued_before, time.time(), message]))
 
     def record_failure(self, client_id: str, event_id: str, reason: str, ttl: int) -> None:
         self.redis.set(self.key("failed", client_id, event_id), reason[:2000], ex=ttl)

@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -250,6 +251,21 @@ def _failed(runtime: Runtime, record: dict, error: DeliveryError) -> str:
     ledger.reschedule(record, time.time() + delay, str(error))
     ledger.count("deliveries_retried")
     return "retrying"
+
+
+def requeue_stalled_events(ledger: Ledger, queue: str, queued_before: float) -> int:
+    """Queue again every event the ingress queued before `queued_before` that no worker has
+    finished: kombu's Redis transport can lose a message taken off the list by a worker that
+    dies before recording it as unacknowledged, and nothing else would ever bring it back.
+    Each copy gets a fresh delivery tag; a copy of an event already done does nothing."""
+    requeued = 0
+    for client_id, event_id, message in ledger.stalled_events(queued_before):
+        envelope = json.loads(message)
+        envelope["properties"]["delivery_tag"] = str(uuid.uuid4())
+        if ledger.requeue_stalled(client_id, event_id, queue, json.dumps(envelope), queued_before):
+            log.warning("event %s (client %s) was lost on its way to a worker; queued again", event_id, client_id)
+            requeued += 1
+    return requeued
 
 
 def dispatch_due(ledger: Ledger, send: Callable[[list[str]], None], lease: float, limit: int = 1000, batch: int = 25) -> int:

@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import redis
 from celery import shared_task, signals
 
 from .ledger import Ledger
-from .pipeline import Runtime, attempt_deliveries, dispatch_due, process_event
+from .app import TAG_QUEUE
+from .pipeline import Runtime, attempt_deliveries, dispatch_due, process_event, requeue_stalled_events
 from .retag_queue import process_chunk
 from .tagging import Tagger
 
 log = logging.getLogger("autotag.tasks")
 DISPATCH_INTERVAL = 0.2  # seconds between looks at the schedule (also the grain of callback pacing)
+SWEEP_INTERVAL = 10.0  # seconds between looks for events lost on their way to a worker
+STALLED_MARGIN = 30.0  # ...that are this far past the visibility timeout
 _TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 _runtime: Runtime | None = None
 _stop_dispatcher = threading.Event()
@@ -37,7 +41,11 @@ def runtime_for(app) -> Runtime:
 
 @shared_task(name="autotag.tag_event", bind=True, autoretry_for=_TRANSIENT, retry_backoff=True, retry_backoff_max=30, max_retries=None)
 def tag_event(self, message: dict) -> str:
-    return process_event(runtime_for(self.app), message, retries=self.request.retries or 0)
+    runtime = runtime_for(self.app)
+    outcome = process_event(runtime, message, retries=self.request.retries or 0)
+    if isinstance(message, dict) and isinstance(message.get("event"), dict):
+        runtime.ledger.finish_inflight(str(message.get("client")), str(message["event"].get("id")))
+    return outcome
 
 
 @shared_task(name="autotag.retag_chunk", bind=True, autoretry_for=_TRANSIENT, retry_backoff=True, retry_backoff_max=30, max_retries=None)
@@ -76,10 +84,18 @@ def _stop(**_):
 
 
 def _dispatch_forever(app) -> None:
+    settings = app.autotag_settings
     ledger = runtime_for(app).ledger
     send = lambda message_ids: deliver.apply_async(args=[message_ids])  # noqa: E731
+    tag_queue = app.autotag_queue_prefix + TAG_QUEUE
+    next_sweep = time.monotonic() + SWEEP_INTERVAL
     while not _stop_dispatcher.wait(DISPATCH_INTERVAL):
         try:
-            dispatch_due(ledger, send, app.autotag_settings.dispatch_lease)
+            dispatch_due(ledger, send, settings.dispatch_lease)
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + SWEEP_INTERVAL
+                # kombu hands a held task out again after the visibility timeout (looked for
+                # every 10 s); an event still unfinished well past that was lost in transit
+                requeue_stalled_events(ledger, tag_queue, time.time() - settings.visibility_timeout - STALLED_MARGIN)
         except Exception as exc:  # Redis away: keep looking; the worker reconnects by itself
             log.warning("dispatcher: %s", exc)

@@ -106,6 +106,36 @@ def test_a_worker_killed_mid_run_loses_nothing(tmp_path, scale, figures):
         stack.stop()
 
 
+def test_an_event_lost_between_the_queue_and_a_worker_is_queued_again(tmp_path, figures):
+    """kombu takes a message off the Redis list before it records it as unacknowledged, so a
+    worker killed in between takes the event with it (celery/celery#4354). Recreated here: a
+    frozen worker (its pending BRPOP may take the message) or a test that pops it, then the
+    worker killed. The ingress' in-flight record brings it back once it is well past the
+    visibility timeout."""
+    stack = Stack(tmp_path, own_redis=True, loglevel="WARNING", extra_config="visibility_timeout = 5\ntask_time_limit = 3").start()
+    try:
+        signal_tree(stack.workers[0], signal.SIGSTOP)
+        assert stack.publish("lost-1", 1, body=BODY).status_code == 202
+        time.sleep(0.5)
+        taken_by_test = stack.redis.rpop(stack.prefix + ".autotag.tag") is not None  # else the frozen worker took it
+        signal_tree(stack.workers[0], signal.SIGKILL)
+        stack.workers[0].wait(timeout=10)
+        assert stack.redis.llen(stack.prefix + ".autotag.tag") == 0 and stack.redis.hlen("unacked") == 0
+        lost_at = time.monotonic()
+        stack.start_worker()
+        wait_until(lambda: delivered_ok(stack).get("lost-1"), 90, "the lost event's callback", stack=stack, expected=["lost-1"])
+        came_back = time.monotonic() - lost_at
+        counters, _ = stack.ledger.counters()
+        assert counters.get("events_requeued", 0) >= 1
+        publish_all(stack, ["after-1"])
+        wait_until(lambda: delivered_ok(stack).get("after-1"), 30, "a later event")
+        wait_until(lambda: stack.redis.hlen(stack.ledger.key("inflight")) == 0, 10, "the in-flight records to clear")
+        figures.record("event-lost-in-transit", lost=0, taken_by="test" if taken_by_test else "frozen worker",
+                       seconds_to_callback=round(came_back, 1), visibility_timeout=5)
+    finally:
+        stack.stop()
+
+
 def test_redis_restarted_with_work_queued_loses_nothing(tmp_path, scale, figures):
     """Deliveries scheduled (the CMS is down) and events queued (the worker frozen) when Redis
     stops; the ingress answers 503 while it is away; after a restart on the same AOF the worker
@@ -160,7 +190,7 @@ def test_cms_down_then_failing_then_back_delivers_everything_in_revision_order(t
     ends in the dead letters, and `autotag redeliver` sends it once it is back."""
     articles = scale.pick(30, 150)
     delays = (0.5, 0.5, 1, 1, 2, 2, 3, 3, 3)  # ~16 s: survives the outage below, ends a permanent one
-    stack = Stack(tmp_path, retry_delays=delays, loglevel="WARNING").start()
+    stack = Stack(tmp_path, own_redis=True, retry_delays=delays, loglevel="WARNING").start()
     try:
         stack.cms.stop()
         ids = [f"c{i}" for i in range(articles)]
@@ -203,7 +233,7 @@ def test_poison_input_fails_alone_and_is_recorded(tmp_path, figures):
     worker sees, pushed straight onto the queue as a buggy producer would: a message of the
     wrong shape, and one whose article cannot be tagged. Each is recorded with its reason, and
     the same worker process goes on tagging the events around them."""
-    stack = Stack(tmp_path, loglevel="WARNING").start()
+    stack = Stack(tmp_path, own_redis=True, loglevel="WARNING").start()
     try:
         pids = process_tree(stack.workers[0].pid)
         poison_event = {"id": "evt-poison", "type": "article.published", "occurred_at": "2026-11-22T10:00:00Z",
@@ -247,7 +277,7 @@ def test_an_event_that_keeps_killing_its_worker_is_stopped(tmp_path):
     from worker.pipeline import MAX_TASK_STARTS, Runtime, process_event
     from worker.settings import load_settings
 
-    stack = Stack(tmp_path, workers=0)
+    stack = Stack(tmp_path, own_redis=True, workers=0)
     try:
         runtime = Runtime(settings=load_settings(stack.config, environ={}), ledger=stack.ledger, load_tagger=lambda: None)
         message = {"client": "newsroom", "received_at": time.time(),
