@@ -73,12 +73,7 @@ def process_event(runtime: Runtime, message: dict, retries: int = 0) -> str:
     if done:
         return "duplicate"
     if starts - retries > MAX_TASK_STARTS:  # the earlier tasks died with their worker (killed, out of memory)
-        reason = f"the worker died {starts - retries - 1} times while handling this event"
-        log.error("event %s (client %s) is poison: %s", event.id, client_id, reason)
-        ledger.record_failure(client_id, event.id, reason, settings.idempotency_ttl)
-        ledger.mark_event_done(client_id, event.id, settings.idempotency_ttl)
-        ledger.count("tasks_failed")
-        return "failed"
+        return _poison(ledger, settings, client_id, event.id, f"the worker died {starts - retries - 1} times while handling this event")
     if not event.tags_wanted:
         cancelled = ledger.unpublish(client_id, event.article.id, event.article.revision)
         ledger.mark_event_done(client_id, event.id, settings.idempotency_ttl)
@@ -91,12 +86,7 @@ def process_event(runtime: Runtime, message: dict, retries: int = 0) -> str:
         )
         result = runtime.tagger.tag(article)
     except Exception as exc:  # poison input: record it, never block the queue on it
-        reason = f"{type(exc).__name__}: {exc}"
-        log.error("event %s (client %s) failed to tag: %s", event.id, client_id, reason)
-        ledger.record_failure(client_id, event.id, reason, settings.idempotency_ttl)
-        ledger.mark_event_done(client_id, event.id, settings.idempotency_ttl)
-        ledger.count("tasks_failed")
-        return "failed"
+        return _poison(ledger, settings, client_id, event.id, f"{type(exc).__name__}: {exc}")
     payload = {
         "type": "article.tags",
         "event_id": event.id,
@@ -122,12 +112,17 @@ def process_event(runtime: Runtime, message: dict, retries: int = 0) -> str:
 
 
 def _malformed_message(ledger: Ledger, settings: Settings, message, error: Exception) -> str:
-    reason = f"malformed task message: {type(error).__name__}: {error}"
     fields = message if isinstance(message, dict) else {}
     event = fields.get("event") if isinstance(fields.get("event"), dict) else {}
-    client_id, event_id = str(fields.get("client", "?"))[:200], str(event.get("id", "?"))[:200]
-    log.error("event %s (client %s): %s", event_id, client_id, reason)
+    return _poison(ledger, settings, str(fields.get("client", "?"))[:200], str(event.get("id", "?"))[:200],
+                   f"malformed task message: {type(error).__name__}: {error}")
+
+
+def _poison(ledger: Ledger, settings: Settings, client_id: str, event_id: str, reason: str) -> str:
+    """Record why an event cannot be handled, mark it done so no copy tries again, count it."""
+    log.error("event %s (client %s) failed: %s", event_id, client_id, reason)
     ledger.record_failure(client_id, event_id, reason, settings.idempotency_ttl)
+    ledger.mark_event_done(client_id, event_id, settings.idempotency_ttl)
     ledger.count("tasks_failed")
     return "failed"
 
