@@ -19,6 +19,7 @@ Keys (all under one prefix):
                                bounded by what is pending, not by everything ever published)
     due                        sorted set: delivery id -> when to try next (the durable schedule)
     dead                       sorted set: delivery id -> when it died
+    progress                   sorted set: `started_upto`, the latest queueing time of a started event
     metrics / latency          hashes of counters and latency-histogram buckets
 
 Ordering rules live in Lua scripts so each is one atomic step: a delivery for an older
@@ -108,7 +109,7 @@ return 1
 # delivery tag): only if nothing finished or requeued it meanwhile.
 _REQUEUE = """
 local queued_at = redis.call('ZSCORE', KEYS[2], ARGV[1])
-if not queued_at or tonumber(queued_at) > tonumber(ARGV[2]) then return 0 end
+if not queued_at or tonumber(queued_at) >= tonumber(ARGV[2]) then return 0 end
 if redis.call('EXISTS', KEYS[3]) == 1 then
   redis.call('HDEL', KEYS[1], ARGV[1])
   redis.call('ZREM', KEYS[2], ARGV[1])
@@ -152,18 +153,21 @@ class Ledger:
     def release_event(self, client_id: str, event_id: str) -> None:
         self.redis.delete(self.key("seen", client_id, event_id))
 
-    def event_done(self, client_id: str, event_id: str) -> bool:
-        return bool(self.redis.exists(self.key("done", client_id, event_id)))
-
-    def start_event(self, client_id: str, event_id: str, ttl: int) -> tuple[bool, int]:
+    def start_event(self, client_id: str, event_id: str, ttl: int, received_at: float) -> tuple[bool, int]:
         """(done already, how many times a task has started on it, this one included), in one
-        round trip: an event whose task keeps dying with its worker is poison, not a retry."""
+        round trip: an event whose task keeps dying with its worker is poison, not a retry. Also
+        moves `started_upto` (the latest queueing time of any started event) forward: the queue
+        is first in, first out, so an unstarted event queued before it has left the queue."""
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.exists(self.key("done", client_id, event_id))
             pipe.incr(self.key("starts", client_id, event_id))
             pipe.expire(self.key("starts", client_id, event_id), ttl)
-            done, starts, _ = pipe.execute()
+            pipe.zadd(self.key("progress"), {"started_upto": received_at}, gt=True)
+            done, starts, _, _ = pipe.execute()
         return bool(done), int(starts)
+
+    def started_upto(self) -> float:
+        return float(self.redis.zscore(self.key("progress"), "started_upto") or 0.0)
 
     def mark_event_done(self, client_id: str, event_id: str, ttl: int) -> None:
         self.redis.set(self.key("done", client_id, event_id), 1, ex=ttl)
@@ -177,8 +181,8 @@ class Ledger:
             pipe.execute()
 
     def stalled_events(self, queued_before: float, limit: int = 100) -> list[tuple[str, str, bytes]]:
-        """(client, event, task message) of events queued before `queued_before` and not finished."""
-        fields = self.redis.zrangebyscore(self.key("inflight_at"), "-inf", queued_before, start=0, num=limit)
+        """(client, event, task message) of events queued before `queued_before` (strictly) and not finished."""
+        fields = self.redis.zrangebyscore(self.key("inflight_at"), "-inf", f"({queued_before!r}", start=0, num=limit)
         messages = self.redis.hmget(self.key("inflight"), fields) if fields else []
         return [(*json.loads(field), message) for field, message in zip(fields, messages) if message is not None]
 

@@ -69,7 +69,7 @@ def process_event(runtime: Runtime, message: dict, retries: int = 0) -> str:
         # not our message's shape (a bug, or an older producer): record it where an operator
         # looks, under the ids it carries, and take it off the queue instead of retrying it
         return _malformed_message(ledger, settings, message, exc)
-    done, starts = ledger.start_event(client_id, event.id, settings.idempotency_ttl)
+    done, starts = ledger.start_event(client_id, event.id, settings.idempotency_ttl, received_at)
     if done:
         return "duplicate"
     if starts - retries > MAX_TASK_STARTS:  # the earlier tasks died with their worker (killed, out of memory)
@@ -250,9 +250,14 @@ def _failed(runtime: Runtime, record: dict, error: DeliveryError) -> str:
 
 def requeue_stalled_events(ledger: Ledger, queue: str, queued_before: float) -> int:
     """Queue again every event the ingress queued before `queued_before` that no worker has
-    finished: kombu's Redis transport can lose a message taken off the list by a worker that
-    dies before recording it as unacknowledged, and nothing else would ever bring it back.
-    Each copy gets a fresh delivery tag; a copy of an event already done does nothing."""
+    finished and that is no longer in the queue: kombu's Redis transport can lose a message
+    taken off the list by a worker that dies before recording it as unacknowledged, and
+    nothing else would ever bring it back. An event is known to have left the queue when the
+    queue is empty or a later-queued event has started (the queue is first in, first out), so a
+    backlog is never copied. Each copy gets a fresh delivery tag; a copy of an event already
+    done does nothing."""
+    if ledger.redis.llen(queue):
+        queued_before = min(queued_before, ledger.started_upto())
     requeued = 0
     for client_id, event_id, message in ledger.stalled_events(queued_before):
         envelope = json.loads(message)
