@@ -159,46 +159,37 @@ def attempt_deliveries(runtime: Runtime, message_ids: list[str]) -> list[str]:
     return outcomes
 
 
-def deliver_now(runtime: Runtime, items: list[tuple[dict, dict, float]], connections: int = 1) -> int:
-    """Deliver scheduled (and held) deliveries, each not before its slot, over `connections`
-    keep-alive connections at once (item i on connection i mod n, in order), recording each
-    success at once: a worker killed here re-sends at most the ones in flight, one per
-    connection, with their webhook-ids. At a connection's first failure its remaining items
-    are released to the dispatcher at their slots, so a slow CMS never ties up the task.
-    Returns how many arrived."""
+def post_in_lanes(runtime: Runtime, client, items: list[dict], connections: int, on_delivered: Callable[[list[dict]], None]) -> list[tuple[dict, DeliveryError | None]]:
+    """Post items ({message_id, payload, slot}) each not before its slot, over `connections`
+    keep-alive connections at once (item i on connection i mod n, in order). `on_delivered` is
+    told of each success as it happens, from the connection's thread. A connection stops at its
+    first failure, so a slow CMS never ties up the task. Returns what did not arrive: the
+    failed item with its error, the rest of that connection's items with None."""
     lanes = [items[start::connections] for start in range(min(connections, len(items)))]
-    if len(lanes) <= 1:
-        return _deliver_lane(runtime, runtime.http, items)
     sessions = runtime.lane_sessions(len(lanes))
-    arrived = [0] * len(lanes)
+    leftovers: list[list] = [[] for _ in lanes]
 
     def run(index: int) -> None:
-        arrived[index] = _deliver_lane(runtime, sessions[index], lanes[index])
+        for position, item in enumerate(lanes[index]):
+            wait = item["slot"] - time.time()
+            if wait > 0:
+                time.sleep(wait)
+            try:
+                post_callback(client, item["message_id"], item["payload"], timeout=runtime.settings.callback_timeout, session=sessions[index])
+            except DeliveryError as error:
+                leftovers[index] = [(item, error)] + [(later, None) for later in lanes[index][position + 1 :]]
+                return
+            on_delivered([item])
 
-    threads = [threading.Thread(target=run, args=(index,), name=f"autotag-lane-{index}") for index in range(len(lanes))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return sum(arrived)
-
-
-def _deliver_lane(runtime: Runtime, session: CallbackSession, items: list[tuple[dict, dict, float]]) -> int:
-    ledger = runtime.ledger
-    done = 0
-    for position, (record, payload, not_before) in enumerate(items):
-        wait = not_before - time.time()
-        if wait > 0:
-            time.sleep(wait)
-        if _post(runtime, record, payload, session) != "delivered":
-            with ledger.redis.pipeline(transaction=False) as pipe:
-                for later, _, slot in items[position + 1 :]:
-                    pipe.zadd(ledger.key("due"), {later["id"]: slot}, xx=True)
-                pipe.execute()
-            break
-        ledger.mark_delivered(record, time.time() - float(record["received_at"]))
-        done += 1
-    return done
+    if len(lanes) == 1:
+        run(0)
+    else:
+        threads = [threading.Thread(target=run, args=(index,), name=f"autotag-lane-{index}") for index in range(len(lanes))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    return [entry for leftover in leftovers for entry in leftover]
 
 
 def _record_delivered(ledger: Ledger, delivered: list) -> None:
@@ -230,11 +221,12 @@ def _post(runtime: Runtime, record: dict, payload: dict, session: CallbackSessio
     try:
         post_callback(client, record["id"], payload, timeout=settings.callback_timeout, session=session or runtime.http)
     except DeliveryError as exc:
-        return _failed(runtime, record, exc)
+        return record_failed_attempt(runtime, record, exc)
     return "delivered"
 
 
-def _failed(runtime: Runtime, record: dict, error: DeliveryError) -> str:
+def record_failed_attempt(runtime: Runtime, record: dict, error: DeliveryError) -> str:
+    """A scheduled delivery's try failed: on to its next retry, or dead."""
     ledger, settings = runtime.ledger, runtime.settings
     failures = record["attempts"] + 1
     delay = None if error.permanent else next_delay(failures, settings.retry_delays, settings.retry_jitter, error.retry_after)

@@ -1,27 +1,30 @@
 """Re-tagging fanned out through Celery: the CLI streams the export into chunk tasks; workers tag
-each chunk as one batch and schedule its callbacks on the ledger's durable schedule, paced to the
-run's rate; the CLI collects results and counts as chunks finish.
+each chunk as one batch and post its callbacks themselves, paced to the run's rate; the CLI
+collects results and counts as chunks finish.
 
 Run state lives in Redis under {prefix}:retag:{run}: `meta` (options, totals), `done` (chunk
 indices finished), `tags` (per-tag gains and losses), `changes` and `results` (lists the CLI
-drains into files). A chunk's counts and outputs are committed in one script together with its
-index in `done`, so a chunk run twice (a worker killed mid-chunk) counts once; its callbacks use
-ids derived from the run and the article, so none is delivered twice for the same run.
+drains into files), `settled` (articles whose callback arrived, or was handed to the ledger's
+durable retry schedule). The chunk is the unit of durability: it commits its counts and outputs
+in one script together with its index in `done`, after its callbacks are settled, so a chunk run
+again (a worker killed mid-chunk, a resume) counts once and posts only what is not settled.
+Callbacks that fail go to the ledger's schedule and are retried like live ones; their ids
+derive from the run and the article, so the webhook-id is the same on every try.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 
-from .ledger import Ledger
-from .pipeline import deliver_now
+from .ledger import Ledger, delivery_id
+from .pipeline import post_in_lanes, record_failed_attempt
 from .retag import ArchiveLine, Summary, add_to_summary, apply_editor_decisions, callback_payload, change_entry
 from .tagging import ArticleInput
 
 MAX_CHUNKS_IN_FLIGHT = 16  # bounds what the queue holds for one run
-INLINE_PACING = 20.0  # a chunk whose callbacks fit in this many seconds delivers them itself
-INLINE_HOLD = 10.0  # ...and holds them this long past the chunk's last slot against the dispatcher
+INLINE_PACING = 20.0  # a chunk whose callbacks fit in this many seconds posts them itself
 
 _COMMIT_CHUNK = """
 if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
@@ -42,7 +45,7 @@ return tostring(start)
 
 
 def run_keys(ledger: Ledger, run_id: str) -> dict[str, str]:
-    return {name: ledger.key("retag", run_id, name) for name in ("meta", "done", "tags", "changes", "results", "chunks", "clock")}
+    return {name: ledger.key("retag", run_id, name) for name in ("meta", "done", "tags", "changes", "results", "chunks", "clock", "settled")}
 
 
 def encode_line(line: ArchiveLine) -> dict:
@@ -57,7 +60,7 @@ def decode_line(data: dict) -> ArchiveLine:
 
 
 def process_chunk(runtime, run_id: str, index: int, encoded: list[dict]) -> str:
-    """Worker side: tag one chunk, schedule its callbacks, commit its counts once."""
+    """Worker side: tag one chunk, settle its callbacks, commit its counts once."""
     ledger = runtime.ledger
     keys = run_keys(ledger, run_id)
     if ledger.redis.sismember(keys["done"], index):
@@ -76,37 +79,87 @@ def process_chunk(runtime, run_id: str, index: int, encoded: list[dict]) -> str:
         "changes": [entry for entry in (change_entry(line, result) for line, result in zip(lines, results)) if entry],
         "results": [json.dumps(result, ensure_ascii=False) for result in results] if options.get("out") else [],
     }
-
-    inline = []
     if not options["no_callback"]:
-        client = runtime.settings.client(options["client"])
-        interval = 1.0 / options["rate"] if options.get("rate") else 0.0
-        start = float(ledger.redis.register_script(_RESERVE_SLOTS)(keys=[keys["clock"]], args=[time.time(), interval, len(results)]))
-        now = time.time()
-        # When the chunk's slots all fall within INLINE_PACING seconds, this task delivers them
-        # itself; they are scheduled first, held INLINE_HOLD past their slot, so that if the
-        # worker dies they fall to the dispatcher. Slower rates leave all to the dispatcher.
-        span = start + interval * len(results) - now
-        deliver_here = span <= INLINE_PACING
-        hold = span + INLINE_HOLD if deliver_here else 0.0
-        entries = [
-            {"client_id": client.id, "event_id": f"retag-{run_id}-{result['id']}", "article_id": result["id"],
-             "revision": line.revision if line.revision is not None else 0, "payload": callback_payload(result, run_id),
-             "received_at": now, "due_at": start + offset * interval + hold, "slot": start + offset * interval}
-            for offset, (line, result) in enumerate(zip(lines, results))
-        ]
-        scheduled = ledger.schedule_many(entries, done_ttl=runtime.settings.idempotency_ttl)
-        if deliver_here:
-            inline = [
-                ({"id": message_id, "client": client.id, "article": entry["article_id"], "revision": entry["revision"], "attempts": 0,
-                  "received_at": now, "state": "pending"}, entry["payload"], entry["slot"])
-                for entry, (message_id, outcome) in zip(entries, scheduled) if outcome == "scheduled"
-            ]
+        _settle_callbacks(runtime, run_id, keys, options, lines, results)
     committed = ledger.redis.register_script(_COMMIT_CHUNK)(
         keys=[keys["done"], keys["meta"], keys["tags"], keys["changes"], keys["results"]], args=[index, json.dumps(counts)])
-    if inline:
-        deliver_now(runtime, inline, connections=client.callback_connections)
     return "done" if committed else "duplicate"
+
+
+def _settle_callbacks(runtime, run_id: str, keys: dict, options: dict, lines: list[ArchiveLine], results: list[dict]) -> None:
+    """Post the chunk's callbacks not yet settled for this run, each at its slot on the run's
+    clock. When the slots fit within INLINE_PACING seconds this task posts them over the
+    client's `callback_connections`, marking each one settled as it arrives (a worker killed
+    here re-sends at most those in flight, one per connection, with their webhook-ids); what
+    fails, what a failed connection did not reach, and chunks paced slower than that go to the
+    ledger's durable schedule, with the same ids, and count as settled too."""
+    ledger = runtime.ledger
+    client = runtime.settings.client(options["client"])
+    pending, seen = [], set()
+    for line, result in zip(lines, results):
+        if str(result["id"]) not in seen:  # an article twice in one chunk is called back once
+            seen.add(str(result["id"]))
+            pending.append((line, result))
+    settled = ledger.redis.smismember(keys["settled"], [str(result["id"]) for _, result in pending]) if pending else []
+    pending = [item for item, done in zip(pending, settled) if not done]
+    if not pending:
+        return
+    interval = 1.0 / options["rate"] if options.get("rate") else 0.0
+    start = float(ledger.redis.register_script(_RESERVE_SLOTS)(keys=[keys["clock"]], args=[time.time(), interval, len(pending)]))
+    items = [{"article": line, "result": result, "message_id": delivery_id(client.id, f"retag-{run_id}-{result['id']}"),
+              "payload": callback_payload(result, run_id), "slot": start + offset * interval}
+             for offset, (line, result) in enumerate(pending)]
+    leftover = [(item, None) for item in items]
+    if items[-1]["slot"] - time.time() <= INLINE_PACING:
+        marks = _SettledMarks(ledger.redis, keys["settled"])
+        try:
+            leftover = post_in_lanes(runtime, client, items, client.callback_connections,
+                                     on_delivered=lambda done: marks.add([str(item["result"]["id"]) for item in done]))
+        finally:
+            marks.close()
+        ledger.count("deliveries_ok", len(items) - len(leftover))
+    if leftover:
+        _hand_to_schedule(runtime, run_id, keys, client, leftover)
+
+
+def _hand_to_schedule(runtime, run_id: str, keys: dict, client, leftover: list) -> None:
+    """Callbacks this task did not deliver go on the ledger's schedule: failed ones on to their
+    next retry (or dead), untried ones due at their slots; then they count as settled."""
+    ledger, now = runtime.ledger, time.time()
+    entries = [{"client_id": client.id, "event_id": f"retag-{run_id}-{item['result']['id']}", "article_id": item["result"]["id"],
+                "revision": item["article"].revision if item["article"].revision is not None else 0, "payload": item["payload"],
+                "received_at": now, "due_at": max(item["slot"], now) if error is None else now + runtime.settings.callback_timeout + 60}
+               for item, error in leftover]
+    scheduled = ledger.schedule_many(entries, done_ttl=runtime.settings.idempotency_ttl)
+    for (item, error), entry, (message_id, outcome) in zip(leftover, entries, scheduled):
+        if error is not None and outcome == "scheduled":
+            record = {"id": message_id, "client": client.id, "article": entry["article_id"], "revision": entry["revision"], "attempts": 0,
+                      "received_at": now, "state": "pending"}
+            record_failed_attempt(runtime, record, error)
+    ledger.redis.sadd(keys["settled"], *[str(item["result"]["id"]) for item, _ in leftover])
+
+
+class _SettledMarks:
+    """SADDs to the run's `settled` set on a connection of its own, sent without waiting for
+    each reply (the replies are read at the end): a mark costs a write, not a round trip, and
+    one already sent is in Redis even if this process is killed the next moment."""
+
+    def __init__(self, client, key: str):
+        self.pool, self.key, self.sent = client.connection_pool, key, 0
+        self.connection = self.pool.get_connection()
+        self.lock = threading.Lock()
+
+    def add(self, members: list[str]) -> None:
+        with self.lock:
+            self.connection.send_command("SADD", self.key, *members)
+            self.sent += 1
+
+    def close(self) -> None:
+        try:
+            for _ in range(self.sent):
+                self.connection.read_response()
+        finally:
+            self.pool.release(self.connection)
 
 
 def start_run(ledger: Ledger, input_path, options: dict) -> str:
