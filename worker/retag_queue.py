@@ -33,13 +33,15 @@ for field, amount in pairs(counts.meta) do redis.call('HINCRBY', KEYS[2], field,
 for field, amount in pairs(counts.tags) do redis.call('HINCRBY', KEYS[3], field, amount) end
 for _, line in ipairs(counts.changes) do redis.call('RPUSH', KEYS[4], line) end
 for _, line in ipairs(counts.results) do redis.call('RPUSH', KEYS[5], line) end
+for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, tonumber(ARGV[3])) end
 return 1
 """
+RUN_TTL = 30 * 24 * 3600  # a run's state (for --status and --resume) is kept this long after its last chunk
 # Reserve n callback slots `interval` apart, after the run's last reserved slot (or now).
 _RESERVE_SLOTS = """
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
 local start = math.max(last, tonumber(ARGV[1]))
-redis.call('SET', KEYS[1], tostring(start + tonumber(ARGV[2]) * tonumber(ARGV[3])), 'EX', 2592000)
+redis.call('SET', KEYS[1], tostring(start + tonumber(ARGV[2]) * tonumber(ARGV[3])), 'EX', 2592000)  -- RUN_TTL
 return tostring(start)
 """
 
@@ -82,7 +84,8 @@ def process_chunk(runtime, run_id: str, index: int, encoded: list[dict]) -> str:
     if not options["no_callback"]:
         _settle_callbacks(runtime, run_id, keys, options, lines, results)
     committed = ledger.redis.register_script(_COMMIT_CHUNK)(
-        keys=[keys["done"], keys["meta"], keys["tags"], keys["changes"], keys["results"]], args=[index, json.dumps(counts)])
+        keys=[keys["done"], keys["meta"], keys["tags"], keys["changes"], keys["results"], keys["settled"]],
+        args=[index, json.dumps(counts), RUN_TTL])
     return "done" if committed else "duplicate"
 
 
