@@ -15,8 +15,8 @@ import time
 import redis
 from celery import shared_task, signals
 
-from .ledger import Ledger
 from .app import TAG_QUEUE
+from .ledger import Ledger
 from .pipeline import Runtime, attempt_deliveries, dispatch_due, process_event, requeue_stalled_events
 from .retag_queue import process_chunk
 from .tagging import Tagger
