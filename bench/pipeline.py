@@ -20,7 +20,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.stack import Stack  # noqa: E402
-from worker.corpus import load_corpus  # noqa: E402
+from worker.engine.corpus import load_corpus  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.stack import CmsStub, Stack, new_secret  # noqa: E402
-from worker.corpus import load_corpus  # noqa: E402
+from worker.engine.corpus import load_corpus  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.tagging import Tagger
-from worker.training import TrainingOptions, train
+from worker.engine.tagging import Tagger
+from worker.engine.training import TrainingOptions, train
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"

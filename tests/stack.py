@@ -23,8 +23,8 @@ import httpx
 import redis
 from standardwebhooks.webhooks import Webhook
 
-from worker.ledger import Ledger
-from worker.services import EmbeddedRedis, free_port
+from worker.service.ledger import Ledger
+from worker.service.up import EmbeddedRedis, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -251,7 +251,7 @@ class Stack:
         the caller brings its own signature headers."""
         all_headers = {"authorization": f"Bearer {token or self.token}", "content-type": "application/json", **(headers or {})}
         if self.signing_secret and signed and "webhook-signature" not in all_headers:
-            from worker.delivery import sign
+            from worker.service.delivery import sign
 
             all_headers.update(sign(self.signing_secret, "msg_" + secrets.token_hex(8), raw.decode("utf-8", "replace")))
         return self.http.post("/v1/events", content=raw, headers=all_headers)

@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
-from worker.artifacts import MANIFEST, load_bundle, save_bundle, verify_bundle
+from worker.engine.artifacts import MANIFEST, load_bundle, save_bundle, verify_bundle
 from worker.errors import BundleError, BundleIntegrityError, BundleVersionError
-from worker.tagging import Tagger
+from worker.engine.tagging import Tagger
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from worker.delivery import check_callback_target, next_delay, post_callback, sign
+from worker.service.delivery import check_callback_target, next_delay, post_callback, sign
 from worker.errors import DeliveryError
-from worker.settings import Client
+from worker.service.settings import Client
 
 from .stack import new_secret
 
@@ -92,7 +92,7 @@ def test_retry_schedule_backs_off_with_jitter_and_ends():
 
 def test_connections_go_to_the_checked_address_not_a_second_lookup():
     """The session connects to the address the guard checked, whatever the name resolves to later."""
-    from worker.delivery import CallbackSession
+    from worker.service.delivery import CallbackSession
 
     server = _server(204)
     try:

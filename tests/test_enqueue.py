@@ -12,12 +12,12 @@ import pytest
 import redis
 
 from tests.stack import machine_redis_url
-from worker.app import create_app
-from worker.enqueue import EventQueue
-from worker.events import parse_event
-from worker.ledger import Ledger
-from worker.services import EmbeddedRedis
-from worker.settings import Settings
+from worker.service.app import create_app
+from worker.service.enqueue import EventQueue
+from worker.service.events import parse_event
+from worker.service.ledger import Ledger
+from worker.service.up import EmbeddedRedis
+from worker.service.settings import Settings
 
 RAW = json.dumps({"id": "evt-1", "type": "article.published", "occurred_at": "2026-11-22T10:00:00Z",
                   "article": {"id": "a1", "revision": 3, "title": "Seoul ships shells",

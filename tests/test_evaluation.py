@@ -1,6 +1,6 @@
 """evaluate's arithmetic on a hand-made case, with optional regions neither hits nor false positives."""
 
-from worker.evaluation import GoldArticle, format_report, score
+from worker.engine.evaluation import GoldArticle, format_report, score
 
 
 def result(topics, regions):

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from worker.errors import ConfigError, EventError
-from worker.events import parse_event
-from worker.settings import load_settings
+from worker.service.events import parse_event
+from worker.service.settings import load_settings
 
 GOOD = {"id": "e1", "type": "article.updated", "occurred_at": "2026-11-22T10:00:00+01:00",
         "article": {"id": 7, "revision": 2, "title": "T", "body": "<p>B</p>", "url": "https://x/a", "language": "en"}}

@@ -2,7 +2,7 @@
 
 import pytest
 
-from worker.gazetteer import CountryMatcher, build_alias_table
+from worker.engine.gazetteer import CountryMatcher, build_alias_table
 
 
 @pytest.fixture(scope="module")

@@ -170,7 +170,7 @@ def test_health_readiness_and_metrics(stack):
 
 def test_broker_down_answers_503(tmp_path):
     """With its own Redis stopped, the ingress answers 503 so the CMS retries; back up, it queues again."""
-    from worker.services import EmbeddedRedis
+    from worker.service.up import EmbeddedRedis
 
     own = EmbeddedRedis(tmp_path / "redis").start()
     running = Stack(tmp_path, redis_url=own.url)
@@ -211,7 +211,7 @@ def test_signed_inbound_events_are_checked(tmp_path):
     """A client with a signing_secret: unsigned, forged and replayed (stale) events are refused, a good one is queued."""
     from datetime import datetime, timedelta, timezone
 
-    from worker.delivery import sign
+    from worker.service.delivery import sign
 
     running = Stack(tmp_path, signing=True)
     running.n_workers = 0

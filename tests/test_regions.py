@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from worker.regions import FEATURES, SalienceClassifier, find_candidates
-from worker.text import clean_article
+from worker.engine.regions import FEATURES, SalienceClassifier, find_candidates
+from worker.engine.text import clean_article
 
 POLAND_STORY = (
     "Poland buys air defence batteries",

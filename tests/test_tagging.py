@@ -3,7 +3,7 @@
 import pytest
 
 from worker.errors import InputError
-from worker.tagging import MAX_ANALYSED_CHARS, ArticleInput, parse_article
+from worker.engine.tagging import MAX_ANALYSED_CHARS, ArticleInput, parse_article
 
 from .conftest import ROOT, SEEDS
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from worker.text import clean_article
+from worker.engine.text import clean_article
 
 from .conftest import SEEDS
 

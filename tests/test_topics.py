@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from worker.corpus import load_corpus
-from worker.text import clean_article
-from worker.topics import TopicClassifier, analyze, tokenize
+from worker.engine.corpus import load_corpus
+from worker.engine.text import clean_article
+from worker.engine.topics import TopicClassifier, analyze, tokenize
 
 
 def test_tokenize_folds_case_and_accents():

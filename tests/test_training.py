@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from worker.corpus import load_corpus
+from worker.engine.corpus import load_corpus
 from worker.errors import CorpusError, TrainingError
-from worker.tagging import ArticleInput, Tagger
-from worker.training import TrainingOptions, choose_thresholds, train
+from worker.engine.tagging import ArticleInput, Tagger
+from worker.engine.training import TrainingOptions, choose_thresholds, train
 
 from .conftest import write_jsonl
 

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import BinaryIO
 
-from .artifacts import default_bundle_path, read_manifest
+from .engine.artifacts import default_bundle_path, read_manifest
 from .errors import AutotagError, InputError
 from .jsonl import read_records
 
@@ -119,7 +119,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run_tag(args) -> int:
-    from .tagging import Tagger, parse_article
+    from .engine.tagging import Tagger, parse_article
 
     tagger = Tagger.load(args.model)
     stream = sys.stdin.buffer if args.input == "-" else _open_input(args.input)
@@ -158,8 +158,8 @@ def _report_line_error(exc: InputError, line_no: int) -> None:
 
 
 def _run_evaluate(args) -> int:
-    from .evaluation import GoldArticle, format_report, score
-    from .tagging import Tagger, parse_article
+    from .engine.evaluation import GoldArticle, format_report, score
+    from .engine.tagging import Tagger, parse_article
 
     tagger = Tagger.load(args.model)
     gold, articles = [], []
@@ -183,7 +183,7 @@ def _run_evaluate(args) -> int:
 
 
 def _run_train(args) -> int:
-    from .training import TrainingOptions, train
+    from .engine.training import TrainingOptions, train
 
     out = args.out or default_bundle_path()
     train(args.corpus, out, TrainingOptions(folds=args.folds))
@@ -199,7 +199,7 @@ def _run_train(args) -> int:
 
 
 def _run_bench(args) -> int:
-    from .bench import format_bench, run_bench
+    from .engine.bench import format_bench, run_bench
 
     figures = run_bench(args.model, args.corpus, args.articles, args.repeats)
     print(json.dumps(figures, indent=2) if args.json else format_bench(figures))
@@ -207,7 +207,7 @@ def _run_bench(args) -> int:
 
 
 def _run_up(args) -> int:
-    from .services import run_up
+    from .service.up import run_up
 
     demo = _repo_path("examples", "articles.jsonl") if args.demo else None
     return run_up(args.config, args.host, args.port, demo, args.once)
@@ -217,10 +217,10 @@ def _run_serve(args) -> int:
     import redis
     import uvicorn
 
-    from .app import create_app
-    from .ingress import create_ingress
-    from .ledger import Ledger
-    from .settings import load_settings
+    from .service.app import create_app
+    from .service.ingress import create_ingress
+    from .service.ledger import Ledger
+    from .service.settings import load_settings
 
     settings = _service_settings(load_settings())
     import os
@@ -232,9 +232,9 @@ def _run_serve(args) -> int:
 
 
 def _run_worker(args) -> int:
-    from .app import create_app
-    from .artifacts import verify_bundle
-    from .settings import load_settings
+    from .service.app import create_app
+    from .engine.artifacts import verify_bundle
+    from .service.settings import load_settings
 
     settings = _service_settings(load_settings())
     verify_bundle(settings.model_dir or default_bundle_path())  # refuse a bad bundle before starting anything
@@ -291,8 +291,8 @@ def _run_redeliver(args) -> int:
 def _run_retag(args) -> int:
     import os
 
-    from .retag import LocalRun, format_summary, run_local
-    from .settings import load_settings
+    from .retag.export import LocalRun, format_summary, run_local
+    from .service.settings import load_settings
 
     root = Path(os.environ.get("AUTOTAG_DATA_DIR") or Path.home() / ".autotag")
     queued_ledger = _queued_ledger_or_none()
@@ -301,7 +301,7 @@ def _run_retag(args) -> int:
         queued = queued_ledger is not None and _queued_run_exists(queued_ledger, run_id)
         if args.status:
             if queued:
-                from .retag_queue import status
+                from .retag.queued import status
 
                 print(json.dumps(status(queued_ledger, run_id), indent=2))
             else:
@@ -327,12 +327,12 @@ def _run_retag(args) -> int:
         if not args.local:
             if queued_ledger is None:
                 raise InputError("a queued re-tag needs redis_url (or AUTOTAG_REDIS_URL) and running workers; or add --local")
-            from .retag_queue import start_run
+            from .retag.queued import start_run
 
             return _retag_queued(args, queued_ledger, root, start_run(queued_ledger, args.input.resolve(), options))
         run = LocalRun.create(root, args.input, options)
     client = None if options["no_callback"] else _retag_client(load_settings(), options["client"])
-    from .tagging import Tagger
+    from .engine.tagging import Tagger
 
     tagger = Tagger.load(Path(options["model"]) if options["model"] else None)
     out = open(options["out"], "a", encoding="utf-8") if options["out"] else None
@@ -356,10 +356,10 @@ def _run_retag(args) -> int:
 def _retag_queued(args, ledger, root: Path, run_id: str) -> int:
     import os
 
-    from .app import create_app
-    from .retag import Summary, format_summary
-    from .retag_queue import load_run, run_queued
-    from .settings import load_settings
+    from .service.app import create_app
+    from .retag.export import Summary, format_summary
+    from .retag.queued import load_run, run_queued
+    from .service.settings import load_settings
 
     options = json.loads(load_run(ledger, run_id)["options"])
     app = create_app(_service_settings(load_settings()), queue_prefix=os.environ.get("AUTOTAG_QUEUE_PREFIX", ""))
@@ -400,15 +400,15 @@ def _retag_client(settings, client_id):
 def _queued_ledger_or_none():
     import redis
 
-    from .ledger import Ledger
-    from .settings import load_settings
+    from .service.ledger import Ledger
+    from .service.settings import load_settings
 
     settings = load_settings()
     return Ledger(redis.Redis.from_url(settings.redis_url), settings.key_prefix, settings.idempotency_ttl) if settings.redis_url else None
 
 
 def _queued_run_exists(ledger, run_id: str) -> bool:
-    from .retag_queue import load_run
+    from .retag.queued import load_run
 
     try:
         return load_run(ledger, run_id) is not None
@@ -435,8 +435,8 @@ def _service_settings(settings):
 def _ledger():
     import redis
 
-    from .ledger import Ledger
-    from .settings import load_settings
+    from .service.ledger import Ledger
+    from .service.settings import load_settings
 
     settings = _service_settings(load_settings())
     return Ledger(redis.Redis.from_url(settings.redis_url), settings.key_prefix, settings.idempotency_ttl)

@@ -1,5 +1,5 @@
 """Entry point for `celery -A worker.worker_app:celery_app worker`: the app built from the environment."""
 
-from .app import app_from_environment
+from .service.app import app_from_environment
 
 celery_app = app_from_environment()

@@ -14,7 +14,7 @@ import time
 from collections import defaultdict
 
 
-from worker.services import EmbeddedRedis
+from worker.service.up import EmbeddedRedis
 
 from ..stack import ROOT, Stack
 
@@ -239,8 +239,8 @@ def test_poison_input_fails_alone_and_is_recorded(tmp_path, figures):
         answer = stack.post_raw(raw)
         assert answer.status_code == 422 and "surrogate" in answer.json()["error"]
 
-        from worker.app import create_app
-        from worker.settings import load_settings
+        from worker.service.app import create_app
+        from worker.service.settings import load_settings
 
         app = create_app(load_settings(stack.config, environ={}), redis_url=stack.redis_url, queue_prefix=stack.prefix + ".")
         crafted = {
@@ -271,8 +271,8 @@ def test_an_event_that_keeps_killing_its_worker_is_stopped(tmp_path):
     """A task that dies with its worker is handed out again (late acks); one that has done so
     MAX_TASK_STARTS times is recorded as poison instead of taking the worker down forever. The
     earlier deaths are simulated by their start count: what a worker killed mid-task leaves."""
-    from worker.pipeline import MAX_TASK_STARTS, Runtime, process_event
-    from worker.settings import load_settings
+    from worker.service.pipeline import MAX_TASK_STARTS, Runtime, process_event
+    from worker.service.settings import load_settings
 
     stack = Stack(tmp_path, own_redis=True, workers=0)
     try:
@@ -291,7 +291,7 @@ def test_an_event_that_keeps_killing_its_worker_is_stopped(tmp_path):
 def test_a_backlog_is_never_mistaken_for_lost_events(tmp_path):
     """Events waiting in a long queue are old but not lost: while the queue holds messages, only
     events queued before the latest started one count as having left it."""
-    from worker.pipeline import requeue_stalled_events
+    from worker.service.pipeline import requeue_stalled_events
 
     stack = Stack(tmp_path, own_redis=True, workers=0)
     stack.start_ingress_only()

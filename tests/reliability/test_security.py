@@ -12,8 +12,8 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 
-from worker.artifacts import MANIFEST, default_bundle_path
-from worker.delivery import sign
+from worker.engine.artifacts import MANIFEST, default_bundle_path
+from worker.service.delivery import sign
 
 from ..stack import ROOT, Stack, new_secret
 from .test_faults import BODY, wait_until

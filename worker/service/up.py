@@ -20,7 +20,7 @@ from pathlib import Path
 
 import redis
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 class EmbeddedRedis:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import joblib
 
-from .errors import BundleError, BundleIntegrityError, BundleVersionError
+from ..errors import BundleError, BundleIntegrityError, BundleVersionError
 
 MANIFEST = "manifest.json"
 BUNDLE_FORMAT = 2  # bump whenever the pickled classes change shape
@@ -38,7 +38,7 @@ def default_bundle_path() -> Path:
     configured = os.environ.get("AUTOTAG_MODEL")
     if configured:
         return Path(configured)
-    return Path(__file__).resolve().parent.parent / "models" / "bundle"
+    return Path(__file__).resolve().parents[2] / "models" / "bundle"
 
 
 def save_bundle(out_dir: str | Path, objects: dict[str, object], json_files: dict[str, object], manifest: dict) -> Path:

@@ -18,10 +18,10 @@ import json
 import threading
 import time
 
-from .ledger import Ledger, delivery_id
-from .pipeline import post_in_lanes, record_failed_attempt
-from .retag import ArchiveLine, Summary, add_to_summary, apply_editor_decisions, callback_payload, change_entry
-from .tagging import ArticleInput
+from ..service.ledger import Ledger, delivery_id
+from ..service.pipeline import post_in_lanes, record_failed_attempt
+from .export import ArchiveLine, Summary, add_to_summary, apply_editor_decisions, callback_payload, change_entry
+from ..engine.tagging import ArticleInput
 
 MAX_CHUNKS_IN_FLIGHT = 16  # bounds what the queue holds for one run
 INLINE_PACING = 20.0  # a chunk whose callbacks fit in this many seconds posts them itself
@@ -194,7 +194,7 @@ def run_queued(app, ledger: Ledger, run_id: str, *, max_body_bytes: int, changes
     run picks up where it stopped), drain results as they come, and wait for the last chunk."""
     from tqdm import tqdm
 
-    from .retag import chunks, read_archive
+    from .export import chunks, read_archive
 
     keys = run_keys(ledger, run_id)
     meta = load_run(ledger, run_id)

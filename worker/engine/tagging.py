@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .artifacts import default_bundle_path, load_bundle
-from .errors import BundleError, InputError
+from ..errors import BundleError, InputError
 from .gazetteer import CountryMatcher
 from .regions import find_candidates, mention_evidence
 from .text import CleanArticle, clean_article

@@ -17,7 +17,7 @@ from sklearn.model_selection import GroupKFold, KFold
 
 from .artifacts import save_bundle
 from .corpus import Corpus, load_corpus
-from .errors import TrainingError
+from ..errors import TrainingError
 from .evaluation import prf
 from .gazetteer import CountryMatcher, build_alias_table
 from .regions import FEATURES, SalienceClassifier, find_candidates

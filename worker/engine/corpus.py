@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import CorpusError
+from ..errors import CorpusError
 
 _REQUIRED = {"id": str, "title": str, "body": str, "topics": list}
 _OPTIONAL_LISTS = ("regions", "regions_optional")

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from .errors import InputError
-from .jsonl import read_records
-from .tagging import ArticleInput, Tagger, parse_article
+from ..errors import InputError
+from ..jsonl import read_records
+from ..engine.tagging import ArticleInput, Tagger, parse_article
 
 CHUNK_SIZE = 200
 KINDS = (("topics", "tag"), ("regions", "code"))
@@ -242,8 +242,8 @@ def run_local(run: LocalRun, tagger: Tagger, *, client=None, rate: float | None,
               progress: bool, timeout: float = 10.0) -> Summary:
     """Stream the run's input from its checkpoint: tag in chunks, keep editor decisions, write
     results to `out` (if given) and deliver them to `client` (unless None: a dry run)."""
-    from .delivery import CallbackSession, post_callback
-    from .ledger import delivery_id
+    from ..service.delivery import CallbackSession, post_callback
+    from ..service.ledger import delivery_id
 
     summary = Summary()
     session = CallbackSession() if client else None
@@ -309,7 +309,7 @@ class Pace:
 
 
 def _deliver_with_retries(post_callback, client, message_id, payload, session, timeout, tries: int = 4) -> None:
-    from .errors import DeliveryError
+    from ..errors import DeliveryError
 
     for attempt in range(1, tries + 1):
         try:

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .delivery import CallbackSession, next_delay, post_callback
-from .errors import DeliveryError
+from ..errors import DeliveryError
 from .events import PublishEvent
 from .ledger import Ledger
 from .settings import Settings
-from .tagging import Tagger, parse_article
+from ..engine.tagging import Tagger, parse_article
 
 log = logging.getLogger("autotag.pipeline")
 # while a first attempt runs inline, the schedule holds the delivery this far in the future

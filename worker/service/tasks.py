@@ -18,14 +18,13 @@ from celery import shared_task, signals
 from .app import TAG_QUEUE
 from .ledger import Ledger
 from .pipeline import Runtime, attempt_deliveries, dispatch_due, process_event, requeue_stalled_events
-from .retag_queue import process_chunk
-from .tagging import Tagger
+from ..engine.tagging import Tagger
 
 log = logging.getLogger("autotag.tasks")
 DISPATCH_INTERVAL = 0.2  # seconds between looks at the schedule (also the grain of callback pacing)
 SWEEP_INTERVAL = 10.0  # seconds between looks for events lost on their way to a worker
 STALLED_MARGIN = 30.0  # ...that are this far past the visibility timeout
-_TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 _runtime: Runtime | None = None
 _stop_dispatcher = threading.Event()
 
@@ -39,7 +38,7 @@ def runtime_for(app) -> Runtime:
     return _runtime
 
 
-@shared_task(name="autotag.tag_event", bind=True, autoretry_for=_TRANSIENT, retry_backoff=True, retry_backoff_max=30, max_retries=None)
+@shared_task(name="autotag.tag_event", bind=True, autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_max=30, max_retries=None)
 def tag_event(self, message: dict) -> str:
     runtime = runtime_for(self.app)
     outcome = process_event(runtime, message, retries=self.request.retries or 0)
@@ -48,12 +47,7 @@ def tag_event(self, message: dict) -> str:
     return outcome
 
 
-@shared_task(name="autotag.retag_chunk", bind=True, autoretry_for=_TRANSIENT, retry_backoff=True, retry_backoff_max=30, max_retries=None)
-def retag_chunk(self, run_id: str, index: int, lines: list) -> str:
-    return process_chunk(runtime_for(self.app), run_id, index, lines)
-
-
-@shared_task(name="autotag.deliver", bind=True, autoretry_for=_TRANSIENT, retry_backoff=True, retry_backoff_max=30, max_retries=None)
+@shared_task(name="autotag.deliver", bind=True, autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_max=30, max_retries=None)
 def deliver(self, message_ids: list[str] | str) -> list[str]:
     return attempt_deliveries(runtime_for(self.app), [message_ids] if isinstance(message_ids, str) else message_ids)
 

@@ -21,7 +21,7 @@ def create_app(settings: Settings, *, redis_url: str | None = None, queue_prefix
     url = redis_url or settings.redis_url
     if not url:
         raise ValueError("no Redis URL: configure redis_url, or run `autotag up` to start an embedded Redis")
-    app = Celery("autotag", broker=url, include=["worker.tasks"])
+    app = Celery("autotag", broker=url, include=["worker.service.tasks", "worker.retag.tasks"])
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],

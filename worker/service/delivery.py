@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from standardwebhooks.webhooks import Webhook
 
-from .errors import DeliveryError
+from ..errors import DeliveryError
 from .settings import Client
 
 _USER_AGENT = "autotag-webhooks/1"

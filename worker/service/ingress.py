@@ -22,9 +22,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from .app import TAG_QUEUE
-from .artifacts import default_bundle_path, verify_bundle
+from ..engine.artifacts import default_bundle_path, verify_bundle
 from .enqueue import EventQueue
-from .errors import AutotagError, EventError
+from ..errors import AutotagError, EventError
 from .events import parse_event
 from .ledger import LATENCY_BUCKETS, Ledger
 from .settings import Client, Settings

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 # Delivery retry schedule: seconds after the first failure, then the gap between tries.
 # Roughly exponential to 12 hours; about 36 hours in all before a delivery is dead.

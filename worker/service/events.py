@@ -11,7 +11,7 @@ import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from .errors import EventError
+from ..errors import EventError
 
 EVENT_TYPES = ("article.published", "article.updated", "article.unpublished")
 _MAX_ID_CHARS = 200

@@ -118,7 +118,7 @@ def _resolve_homonyms(text: str, mentions: list[Mention]) -> list[Mention]:
 
 def _read_curated() -> tuple[list[tuple[str, str, str]], set[str]]:
     rows, denied = [], set()
-    text = resources.files("worker").joinpath("data/country_aliases.tsv").read_text(encoding="utf-8")
+    text = resources.files("worker.engine").joinpath("data/country_aliases.tsv").read_text(encoding="utf-8")
     for line in text.splitlines():
         if not line.strip() or line.startswith("#"):
             continue
