@@ -25,9 +25,9 @@ def test_good_lines_give_one_result_each(tiny_bundle, tmp_path):
         assert set(result) == {"id", "model_version", "topics", "regions", "suggested"}
         assert set(result["suggested"]) == {"topics", "regions"}
         for tag in result["topics"]:
-            assert set(tag) == {"tag", "score", "evidence"} and 0 <= tag["score"] <= 1
+            assert set(tag) == {"tag", "score", "evidence", "by"} and 0 <= tag["score"] <= 1 and tag["by"] == "model"
         for region in result["regions"]:
-            assert set(region) == {"code", "name", "score", "evidence"} and region["evidence"]
+            assert set(region) == {"code", "name", "score", "evidence", "by"} and region["evidence"]
 
 
 def test_bad_lines_are_reported_and_the_rest_still_run(tiny_bundle):

@@ -7,6 +7,7 @@ one pass, which is where batch throughput comes from.
 
 from __future__ import annotations
 
+import functools
 import gc
 import re
 from dataclasses import dataclass
@@ -80,7 +81,7 @@ class Tagger:
         self.topic_review = [float(thresholds["topics"][label]["review"]) for label in self.labels]
         self.region_accept = float(thresholds["regions"]["accept"])
         self.region_review = float(thresholds["regions"]["review"])
-        self._country_names = _country_names()
+        self._country_names = country_names()
 
     @classmethod
     def load(cls, bundle_dir: str | Path | None = None) -> "Tagger":
@@ -133,7 +134,7 @@ class Tagger:
             score = scores[j]
             if score < self.topic_review[j]:
                 continue
-            tag = {"tag": self.labels[j], "score": round(score, 4), "evidence": self.topic_model.evidence(rows, index, j)}
+            tag = {"tag": self.labels[j], "score": round(score, 4), "evidence": self.topic_model.evidence(rows, index, j), "by": "model"}
             (accepted if score >= self.topic_accept[j] else suggested).append(tag)
         return accepted, suggested
 
@@ -149,6 +150,7 @@ class Tagger:
                 "name": self._country_names.get(candidate.code, candidate.code),
                 "score": round(score, 4),
                 "evidence": mention_evidence(candidate),
+                "by": "model",
             }
             (accepted if score >= self.region_accept else suggested).append(tag)
         return accepted, suggested
@@ -167,7 +169,9 @@ def _bounded(article: CleanArticle) -> CleanArticle:
     return CleanArticle(article.title[:1000], tuple(kept))
 
 
-def _country_names() -> dict[str, str]:
+@functools.cache
+def country_names() -> dict[str, str]:
+    """ISO 3166-1 alpha-2 code -> the name editors know the country by (Kosovo's XK included)."""
     import pycountry
 
     names = {c.alpha_2: getattr(c, "common_name", None) or c.name for c in pycountry.countries}

@@ -22,24 +22,14 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import Iterator
 
+from ..engine.archive import ArchiveLine, read_archive
+from ..engine.decisions import KINDS, NO_DECISIONS, Decisions, apply_decisions
+from ..engine.tagging import Tagger
 from ..errors import InputError
-from ..jsonl import read_records
-from ..engine.tagging import ArticleInput, Tagger, parse_article
 
 CHUNK_SIZE = 200
-KINDS = (("topics", "tag"), ("regions", "code"))
-
-
-@dataclass
-class ArchiveLine:
-    line_no: int
-    article: ArticleInput
-    revision: int | None
-    current: dict  # {"topics": {tag: by}, "regions": {code: by}}
-    removed_by_editor: dict  # {"topics": set, "regions": set}
-
 
 @dataclass
 class Summary:
@@ -56,26 +46,6 @@ class Summary:
         tags = sorted(set(self.gains) | set(self.losses))
         return {"articles": self.articles, "bad_lines": self.bad_lines, "changed": self.changed, "editor_decisions_kept": self.editor_kept,
                 "per_tag": {tag: {"gain": self.gains[tag], "lose": self.losses[tag]} for tag in tags}}
-
-
-def read_archive(stream: BinaryIO, *, max_body_bytes: int, errors: list) -> Iterator[ArchiveLine]:
-    """Parsed lines, one at a time (a million-line file never sits in memory); bad lines are
-    appended to `errors` as {"line", "id"?, "error"} and skipped."""
-    for line_no, record, problem in read_records(stream, max_bytes=max_body_bytes + 256 * 1024):
-        try:
-            if problem:
-                raise problem
-            article = parse_article(record, max_body_bytes=max_body_bytes, line_no=line_no)
-            revision = record.get("revision")
-            if revision is not None and (isinstance(revision, bool) or not isinstance(revision, int) or revision < 0):
-                raise InputError("field 'revision' must be a non-negative integer", field="revision", article_id=article.id, line_no=line_no)
-            current, removed = _current_tags(record.get("current_tags"), article.id, line_no)
-            yield ArchiveLine(line_no, article, revision, current, removed)
-        except InputError as exc:
-            entry = {"line": line_no, "error": str(exc)}
-            if exc.article_id is not None:
-                entry["id"] = exc.article_id
-            errors.append(entry)
 
 
 def chunks(lines: Iterator[ArchiveLine], size: int = CHUNK_SIZE) -> Iterator[list[ArchiveLine]]:
@@ -95,29 +65,14 @@ def retag_chunk(tagger: Tagger, chunk: list[ArchiveLine]) -> list[dict]:
     return [apply_editor_decisions(line, result) for line, result in zip(chunk, results)]
 
 
-def apply_editor_decisions(line: ArchiveLine, result: dict) -> dict:
-    """The model's tags, with every editor decision kept and said; plus the change against
-    what the CMS holds now."""
-    result = dict(result, revision=line.revision)
-    kept = {"topics": {"set": [], "removed": []}, "regions": {"set": [], "removed": []}}
+def apply_editor_decisions(line: ArchiveLine, result: dict, remembered: Decisions = NO_DECISIONS) -> dict:
+    """The model's tags with the editors' decisions applied (those the service remembers from
+    feedback, overridden by the export's own marks) and said; plus the change against what the
+    CMS holds now."""
+    result, kept = apply_decisions(dict(result, revision=line.revision), remembered.overridden_by(line.decisions()))
     changes = {}
     for kind, key in KINDS:
-        removed = line.removed_by_editor[kind]
-        tags = []
-        for tag in result[kind]:
-            if tag[key] in removed:
-                kept[kind]["removed"].append(tag[key])
-            else:
-                tags.append(tag)
-        suggested = {t[key]: t for t in result["suggested"][kind]}
-        for value, by in line.current[kind].items():
-            if by == "editor" and value not in {t[key] for t in tags}:
-                base = suggested.get(value, {key: value, "score": None, "evidence": []})
-                tags.append({**base, "by": "editor"})
-                kept[kind]["set"].append(value)
-        result[kind] = tags
-        result["suggested"] = {**result["suggested"], kind: [t for t in result["suggested"][kind] if t[key] not in removed]}
-        now = {t[key] for t in tags}
+        now = {t[key] for t in result[kind]}
         before = set(line.current[kind])
         changes[kind] = {"added": sorted(now - before), "removed": sorted(before - now)}
     result["changes"] = changes
@@ -158,33 +113,6 @@ def format_summary(summary: Summary) -> str:
     if not summary.gains and not summary.losses:
         lines.append("(no tag changes)")
     return "\n".join(lines)
-
-
-def _current_tags(raw, article_id, line_no) -> tuple[dict, dict]:
-    current = {"topics": {}, "regions": {}}
-    removed = {"topics": set(), "regions": set()}
-    if raw is None:
-        return current, removed
-    if not isinstance(raw, dict):
-        raise InputError("field 'current_tags' must be an object", field="current_tags", article_id=article_id, line_no=line_no)
-    for kind, key in KINDS:
-        for entry in raw.get(kind) or []:
-            if isinstance(entry, str):
-                current[kind][entry] = "model"
-            elif isinstance(entry, dict) and isinstance(entry.get(key), str):
-                by = entry.get("by", "model")
-                if by not in ("model", "editor"):
-                    raise InputError(f"current_tags.{kind}: 'by' must be 'model' or 'editor'", field=f"current_tags.{kind}", article_id=article_id, line_no=line_no)
-                current[kind][entry[key]] = by
-            else:
-                raise InputError(f"current_tags.{kind} entries must be strings or objects with {key!r}", field=f"current_tags.{kind}",
-                                 article_id=article_id, line_no=line_no)
-        editor_removed = (raw.get("removed_by_editor") or {}).get(kind) or []
-        if not isinstance(editor_removed, list) or not all(isinstance(v, str) for v in editor_removed):
-            raise InputError(f"current_tags.removed_by_editor.{kind} must be a list of strings", field="current_tags.removed_by_editor",
-                             article_id=article_id, line_no=line_no)
-        removed[kind] = set(editor_removed)
-    return current, removed
 
 
 # --- a local run: in-process, no broker (small archives, testing) -------------------------

@@ -18,10 +18,11 @@ import json
 import threading
 import time
 
+from ..engine.archive import ArchiveLine
+from ..engine.tagging import ArticleInput
 from ..service.ledger import Ledger, delivery_id
 from ..service.pipeline import post_in_lanes, record_failed_attempt
-from .export import ArchiveLine, Summary, add_to_summary, apply_editor_decisions, callback_payload, change_entry
-from ..engine.tagging import ArticleInput
+from .export import Summary, add_to_summary, apply_editor_decisions, callback_payload, change_entry
 
 MAX_CHUNKS_IN_FLIGHT = 16  # bounds what the queue holds for one run
 INLINE_PACING = 20.0  # a chunk whose callbacks fit in this many seconds posts them itself
@@ -194,7 +195,8 @@ def run_queued(app, ledger: Ledger, run_id: str, *, max_body_bytes: int, changes
     run picks up where it stopped), drain results as they come, and wait for the last chunk."""
     from tqdm import tqdm
 
-    from .export import chunks, read_archive
+    from ..engine.archive import read_archive
+    from .export import chunks
 
     keys = run_keys(ledger, run_id)
     meta = load_run(ledger, run_id)
