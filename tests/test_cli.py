@@ -22,7 +22,8 @@ def test_good_lines_give_one_result_each(tiny_bundle, tmp_path):
     results = [json.loads(line) for line in run.stdout.splitlines()]
     assert [r["id"] for r in results] == ["g1", 2]
     for result in results:
-        assert set(result) == {"id", "model_version", "topics", "regions", "suggested"}
+        assert set(result) == {"id", "model_version", "topics", "regions", "suggested", "story"}
+        assert result["story"]["versions"] == 1 and result["story"]["id"].startswith("st-")  # two different stories
         assert set(result["suggested"]) == {"topics", "regions"}
         for tag in result["topics"]:
             assert set(tag) == {"tag", "score", "evidence", "by"} and 0 <= tag["score"] <= 1 and tag["by"] == "model"
