@@ -16,7 +16,7 @@ def autotag(*args, stdin: bytes | None = None):
 
 
 def test_good_lines_give_one_result_each(tiny_bundle, tmp_path):
-    second = dict(GOOD, id=2, body="<p>Russian troops shelled Kharkiv overnight.</p>")
+    second = dict(GOOD, id=2, title="Kharkiv shelled", body="<p>Russian troops shelled Kharkiv overnight.</p>")
     run = autotag("tag", str(write_jsonl(tmp_path / "in.jsonl", [GOOD, second])), "--model", str(tiny_bundle))
     assert run.returncode == 0, run.stderr
     results = [json.loads(line) for line in run.stdout.splitlines()]
