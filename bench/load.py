@@ -4,6 +4,7 @@ process on loopback, while the workers tag and call back; then the drain. Starts
 callback's signature).
 
     .venv/bin/python bench/load.py [--rate 500] [--seconds 60] [--workers 2] [--signing]
+    .venv/bin/python bench/load.py --preview [--rate 50] [--seconds 60]
 
 The generator (bench/loadgen.py, in its own process) sends request i at start + i/rate over
 keep-alive connections whatever the answers do, each a valid event with a unique event and
@@ -14,6 +15,10 @@ and prints one JSON object: rate asked and achieved, requests sent, p50/p99/max 
 by kind, queue depth at the end of the load, drain seconds after it, callbacks delivered vs
 events accepted. Target (the reliability suite's "Load" scenario): zero errors and p99 <= 50 ms
 at 500 requests/s for 60 s on two cores, every callback delivered.
+
+With --preview the requests go to POST /v1/tag instead (an editor's "suggest tags": tagged in
+the ingress at once, answered 200 with the tags) and there is nothing to drain. Target: p99 <=
+25 ms at 50 requests/s for ~2,000-character articles.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ def news_texts(limit: int = 400) -> list[dict]:
 
 
 def run_load(stack: Stack, rate: float, seconds: float, *, drain_timeout: float = 600.0, max_connections: int = 64,
-             request_timeout: float = 10.0) -> dict:
+             request_timeout: float = 10.0, preview: bool = False) -> dict:
     """Run the generator in its own process against `stack`, then wait for the drain. Signs
     the events when the stack's client has a signing secret."""
     run = "load" + secrets.token_hex(3)
@@ -53,12 +58,18 @@ def run_load(stack: Stack, rate: float, seconds: float, *, drain_timeout: float 
                "--timeout", str(request_timeout)]
     if stack.signing_secret:
         command += ["--signing-secret", stack.signing_secret]
+    if preview:
+        command += ["--endpoint", "tag"]
     depth = _QueueSampler(stack).start()
     generator = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=seconds + request_timeout + 120, check=False)
     depth.stop()
     if generator.returncode != 0:
         raise RuntimeError(f"load generator failed ({generator.returncode}): {generator.stderr[-3000:]}")
     load = json.loads(generator.stdout)
+    if preview:
+        load.pop("failed")
+        chars = [len(t["body"]) for t in json.loads(texts_file.read_text())]
+        return {"endpoint": "/v1/tag", "rate_asked": rate, "seconds": seconds, "article_chars_mean": round(sum(chars) / len(chars)), **load}
     queue_at_end = stack.queue_length()
     failed = set(load.pop("failed"))
     accepted = {f"{run}-{i}" for i in range(load["requests_sent"]) if i not in failed}
@@ -130,11 +141,13 @@ def main() -> None:
     parser.add_argument("--signing", action="store_true", help="the client signs its events (standard webhooks)")
     parser.add_argument("--drain-timeout", type=float, default=600)
     parser.add_argument("--max-connections", type=int, default=64, help="the generator's keep-alive connections at most")
+    parser.add_argument("--preview", action="store_true", help="load POST /v1/tag (previews) instead of events")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         stack = Stack(Path(tmp), workers=args.workers, signing=args.signing, loglevel="WARNING").start()
         try:
-            result = run_load(stack, args.rate, args.seconds, drain_timeout=args.drain_timeout, max_connections=args.max_connections)
+            result = run_load(stack, args.rate, args.seconds, drain_timeout=args.drain_timeout, max_connections=args.max_connections,
+                              preview=args.preview)
         finally:
             stack.stop()
     print(json.dumps(result), flush=True)

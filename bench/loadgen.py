@@ -1,5 +1,5 @@
-"""Open-loop HTTP load generator for POST /v1/events, meant to run in its own process (see
-bench/load.py, which starts it with `python -m bench.loadgen`).
+"""Open-loop HTTP load generator for POST /v1/events (or /v1/tag, the preview: --endpoint tag),
+meant to run in its own process (see bench/load.py, which starts it with `python -m bench.loadgen`).
 
 Requests are due on a clock (request i at start + i/rate) whatever the answers do: each goes
 out on an idle keep-alive connection, else on a new one (up to --max-connections), else it
@@ -11,8 +11,10 @@ parser keep the generator at a few per cent of a core at 500 requests/s.
 
 Each request is a valid event with a unique event id and article id ("{run}-{i}"), one of
 the texts from --texts (a JSON list of {"title", "body"}) and the bearer token; with
---signing-secret it also carries standard-webhooks signature headers. The result is one JSON
-object on stdout; `failed` lists the indices of requests not answered 202 "queued".
+--signing-secret it also carries standard-webhooks signature headers. A preview request is
+{"article": ...} with the same fields, answered 200 with the tags. The result is one JSON
+object on stdout; `failed` lists the indices of requests not answered 202 "queued" (a
+preview: 200 with tags).
 """
 
 from __future__ import annotations
@@ -75,14 +77,16 @@ class _Connection(asyncio.Protocol):
 
 class Generator:
     def __init__(self, host: str, port: int, token: str, rate: float, seconds: float, texts: list[dict], run: str, *,
-                 signing_secret: str | None = None, max_connections: int = 64, start_connections: int = 8, timeout: float = 10.0):
+                 signing_secret: str | None = None, max_connections: int = 64, start_connections: int = 8, timeout: float = 10.0,
+                 endpoint: str = "events"):
         self.host, self.port, self.rate, self.run = host, port, rate, run
+        self.preview = endpoint == "tag"
         self.count = int(rate * seconds)
         self.timeout = timeout
         self.max_connections = max_connections
         self.start_connections = start_connections
         self.secret = base64.b64decode(signing_secret.removeprefix("whsec_")) if signing_secret else None
-        self.head = (f"POST /v1/events HTTP/1.1\r\nhost: {host}:{port}\r\nauthorization: Bearer {token}\r\n"
+        self.head = (f"POST /v1/{endpoint} HTTP/1.1\r\nhost: {host}:{port}\r\nauthorization: Bearer {token}\r\n"
                      "content-type: application/json\r\n").encode()
         self.texts = [(json.dumps(t["title"]).encode(), json.dumps(t["body"]).encode()) for t in texts]
         # oldest idle first: every connection stays warm, none reaches the server's keep-alive
@@ -105,8 +109,11 @@ class Generator:
     def request(self, index: int) -> bytes:
         ident = f"{self.run}-{index}".encode()
         title, body = self.texts[index % len(self.texts)]
-        payload = (b'{"id":"evt-' + ident + b'","type":"article.published","occurred_at":"2026-11-22T10:00:00Z",'
-                   b'"article":{"id":"' + ident + b'","revision":1,"title":' + title + b',"body":' + body + b"}}")
+        article = b'{"id":"' + ident + b'","revision":1,"title":' + title + b',"body":' + body + b"}"
+        if self.preview:
+            payload = b'{"article":' + article + b"}"
+        else:
+            payload = b'{"id":"evt-' + ident + b'","type":"article.published","occurred_at":"2026-11-22T10:00:00Z","article":' + article + b"}"
         extra = b""
         if self.secret:
             stamp = str(int(time.time())).encode()
@@ -116,7 +123,7 @@ class Generator:
 
     # outcomes
     def answered(self, conn: _Connection, index: int, due: float, status: int, body: bytes, closing: bool) -> None:
-        if status == 202 and b'"queued"' in body:
+        if (status == 200 and b'"topics"' in body) if self.preview else (status == 202 and b'"queued"' in body):
             self.latencies.append(time.perf_counter() - due)
             self.by_second[index * self.per_second // self.count if self.count else 0].append(self.latencies[-1])
         else:
@@ -264,11 +271,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--signing-secret", default=None)
     parser.add_argument("--max-connections", type=int, default=64)
     parser.add_argument("--timeout", type=float, default=10.0)
+    parser.add_argument("--endpoint", choices=("events", "tag"), default="events", help="tag: previews, answered 200 with the tags")
     args = parser.parse_args(argv)
     with open(args.texts, encoding="utf-8") as stream:
         texts = json.load(stream)
     generator = Generator(args.host, args.port, args.token, args.rate, args.seconds, texts, args.run,
-                          signing_secret=args.signing_secret, max_connections=args.max_connections, timeout=args.timeout)
+                          signing_secret=args.signing_secret, max_connections=args.max_connections, timeout=args.timeout,
+                          endpoint=args.endpoint)
     result = uvloop.run(generator.main()) if uvloop else asyncio.run(generator.main())
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")

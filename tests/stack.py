@@ -246,7 +246,8 @@ class Stack:
                  "article": {"id": article_id, "revision": revision, "title": title, "body": body or "Text."}}
         return self.post_raw(json.dumps(event).encode(), headers=headers)
 
-    def post_raw(self, raw: bytes, *, headers: dict | None = None, token: str | None = None, signed: bool = True) -> httpx.Response:
+    def post_raw(self, raw: bytes, *, headers: dict | None = None, token: str | None = None, signed: bool = True,
+                 path: str = "/v1/events") -> httpx.Response:
         """POST to the ingress; with a signing secret configured, signed unless `signed=False` or
         the caller brings its own signature headers."""
         all_headers = {"authorization": f"Bearer {token or self.token}", "content-type": "application/json", **(headers or {})}
@@ -254,7 +255,19 @@ class Stack:
             from worker.service.delivery import sign
 
             all_headers.update(sign(self.signing_secret, "msg_" + secrets.token_hex(8), raw.decode("utf-8", "replace")))
-        return self.http.post("/v1/events", content=raw, headers=all_headers)
+        return self.http.post(path, content=raw, headers=all_headers)
+
+    def preview(self, article: dict, **kwargs) -> httpx.Response:
+        return self.post_raw(json.dumps({"article": article}).encode(), path="/v1/tag", **kwargs)
+
+    def feedback(self, body: dict, **kwargs) -> httpx.Response:
+        return self.post_raw(json.dumps(body).encode(), path="/v1/feedback", **kwargs)
+
+    def cli(self, *args, home: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+        """An `autotag` command against this stack's configuration and Redis."""
+        env = {**self.env, "AUTOTAG_DATA_DIR": str(home or self.tmp / "home")}
+        return subprocess.run([sys.executable, "-m", "worker.cli", *map(str, args)], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=timeout)
 
     def queue_length(self) -> int:
         return self.redis.llen(self.prefix + ".autotag.tag")

@@ -161,10 +161,11 @@ def test_unknown_or_missing_tokens_are_refused(stack):
 
 def test_health_readiness_and_metrics(stack):
     assert stack.http.get("/healthz").json() == {"status": "ok"}
-    assert stack.http.get("/readyz").json() == {"status": "ready"}
+    ready = stack.http.get("/readyz").json()
+    assert ready["status"] == "ready" and ready["model_version"]  # the ingress' own model, loaded and verified
     text = stack.http.get("/metrics").text
     for name in ("autotag_events_received_total", "autotag_deliveries_ok_total", "autotag_end_to_end_seconds_bucket",
-                 "autotag_queue_depth", "autotag_deliveries_dead"):
+                 "autotag_queue_depth", "autotag_deliveries_dead", "autotag_previews_total", "autotag_feedback_received_total"):
         assert name in text
 
 

@@ -8,6 +8,8 @@
     autotag serve | worker       the HTTP ingress or a Celery worker alone (production)
     autotag deliveries           pending and dead callback deliveries
     autotag redeliver ID|--all-dead   put dead deliveries back on the schedule
+    autotag retag EXPORT         re-tag an archive export (dry-run diff, callbacks, resume)
+    autotag feedback report      what editors decided, per tag and model version
 """
 
 from __future__ import annotations
@@ -118,6 +120,15 @@ def _parser() -> argparse.ArgumentParser:
     retag.add_argument("--model", type=Path, default=None)
     retag.add_argument("--max-body-bytes", type=int, default=2 * 1024 * 1024)
     retag.set_defaults(run=_run_retag)
+
+    feedback = commands.add_parser("feedback", help="what editors decided about the model's tags")
+    feedback_commands = feedback.add_subparsers(required=True, metavar="SUBCOMMAND")
+    report = feedback_commands.add_parser("report", help="per tag and model version: kept, rejected, accepted, added; best threshold")
+    report.add_argument("--client", default=None, help="one configured client (default: all)")
+    report.add_argument("--since", default=None, help="only decisions stored since this date (YYYY-MM-DD or an ISO timestamp, UTC)")
+    report.add_argument("--json", action="store_true")
+    report.add_argument("--model", type=Path, default=None, help="the bundle whose thresholds count as current (default: as configured)")
+    report.set_defaults(run=_run_feedback_report)
     return parser
 
 
@@ -279,6 +290,41 @@ def _run_worker(args) -> int:
     return EXIT_OK
 
 
+def _run_feedback_report(args) -> int:
+    from datetime import datetime, timezone
+
+    import redis
+
+    from .service.decision_store import DecisionStore
+    from .service.feedback_report import build_report, format_report
+    from .service.settings import load_settings
+
+    settings = _service_settings(load_settings())
+    clients = [c.id for c in settings.clients]
+    if args.client:
+        if args.client not in clients:
+            raise InputError(f"no client {args.client!r} in the configuration (clients: {', '.join(clients) or 'none'})")
+        clients = [args.client]
+    since = None
+    if args.since:
+        try:
+            moment = datetime.fromisoformat(args.since)
+        except ValueError as exc:
+            raise InputError(f"--since {args.since!r} is not a date (YYYY-MM-DD) or an ISO timestamp") from exc
+        since = (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    manifest = read_manifest(args.model or settings.model_dir or default_bundle_path())
+    thresholds = manifest["thresholds"]
+
+    def current_threshold(kind: str, tag: str) -> float | None:
+        return thresholds["regions"]["accept"] if kind == "region" else thresholds["topics"].get(tag, {}).get("accept")
+
+    store = DecisionStore(redis.Redis.from_url(settings.redis_url), settings.key_prefix, settings.feedback_retention)
+    entries = (entry for client_id in clients for entry in store.log(client_id, since))
+    report = build_report(entries, current_threshold, manifest["model_version"], since)
+    print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else format_report(report))
+    return EXIT_OK
+
+
 def _run_deliveries(args) -> int:
     import time
 
@@ -364,9 +410,10 @@ def _run_retag(args) -> int:
     tagger = Tagger.load(Path(options["model"]) if options["model"] else None)
     out = open(options["out"], "a", encoding="utf-8") if options["out"] else None
     print(f"autotag: retag run {run.run_id} (resume with: autotag retag --resume {run.run_id})", file=sys.stderr)
+    editors = _local_editor_memory(load_settings(), options)
     try:
         summary = run_local(run, tagger, client=client, rate=options["rate"], out=out, errors_out=sys.stderr,
-                            max_body_bytes=options["max_body_bytes"], progress=sys.stderr.isatty())
+                            max_body_bytes=options["max_body_bytes"], progress=sys.stderr.isatty(), editors=editors)
     except KeyboardInterrupt:
         print(f"autotag: interrupted; continue with: autotag retag --resume {run.run_id}", file=sys.stderr)
         return 130
@@ -415,6 +462,29 @@ def _finish_retag(args, directory: Path, report: dict, table: str) -> int:
     print(table)
     print(f"report: {report_path}")
     return EXIT_SOME_FAILED if report["bad_lines"] else EXIT_OK
+
+
+def _local_editor_memory(settings, options: dict):
+    """A local run applies the decisions the service remembers when a Redis is configured
+    (refusing to go on without them if it does not answer); otherwise only the export's marks."""
+    if not settings.redis_url:
+        return None
+    import redis
+
+    from .retag.export import EditorMemory
+    from .service.decision_store import DecisionStore
+
+    client_id = options["client"] or (settings.clients[0].id if len(settings.clients) == 1 else None)
+    if client_id is None:
+        return None
+    connection = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
+    try:
+        connection.ping()
+    except redis.RedisError as exc:
+        raise InputError(f"Redis at redis_url does not answer ({type(exc).__name__}): the editors' remembered decisions "
+                         "cannot be applied; start it, or unset redis_url to apply only the export's marks") from exc
+    store = DecisionStore(connection, settings.key_prefix, settings.feedback_retention)
+    return EditorMemory(store, client_id, remember=not options["no_callback"])
 
 
 def _retag_client(settings, client_id):

@@ -181,6 +181,46 @@ def test_redis_restarted_with_work_queued_loses_nothing(tmp_path, scale, figures
         stack.stop()
 
 
+def test_editor_decisions_survive_a_redis_restart_and_a_killed_worker(tmp_path, scale, figures):
+    """Feedback answered 202 is in Redis' append-only file: after Redis restarts, and with the
+    worker that holds the next revisions killed mid-run, every next revision's callback still
+    leaves out what editors rejected and gives what they added."""
+    total = scale.pick(40, 200)
+    stack = Stack(tmp_path, own_redis=True, loglevel="WARNING", extra_config="visibility_timeout = 15\ntask_time_limit = 10").start()
+    port, data_dir = stack.embedded.port, stack.embedded.data_dir
+    try:
+        ids = [f"ed{i}" for i in range(total)]
+        publish_all(stack, ids)
+        wait_until(lambda: set(ids) <= set(delivered_ok(stack)), 60, "the first revisions", stack=stack, expected=ids)
+        assert all("KR" in {r["code"] for r in delivered_ok(stack)[a][0]["payload"]["regions"]} for a in ids)
+        for article_id in ids:
+            answer = stack.feedback({"id": f"fb-{article_id}", "article": {"id": article_id, "revision": 1},
+                                     "decisions": [{"kind": "region", "tag": "KR", "decision": "rejected", "editor": "u1"},
+                                                   {"kind": "topic", "tag": "sanctions", "decision": "added", "editor": "u1"}]})
+            assert answer.status_code == 202, answer.text
+
+        stack.embedded.stop()  # SIGTERM: Redis writes its AOF and exits
+        stack.embedded = EmbeddedRedis(data_dir, port=port).start()
+        wait_until(lambda: stack.http.get("/readyz").status_code == 200, 30, "the ingress to be ready again")
+        kept = sum(stack.redis.exists(stack.ledger.key("editor", "newsroom", a)) for a in ids)
+
+        publish_all(stack, ids, revision=2)
+        wait_until(lambda: sum(len(calls) >= 2 for calls in delivered_ok(stack).values()) >= total // 4, 60, "a quarter of revision 2")
+        signal_tree(stack.workers[0], signal.SIGKILL)
+        stack.workers[0].wait(timeout=10)
+        stack.start_worker()
+        wait_until(lambda: all(any(c["payload"]["article"]["revision"] == 2 for c in delivered_ok(stack).get(a, [])) for a in ids),
+                   120, "every article's revision 2", stack=stack, expected=ids)
+        latest = {a: [c for c in delivered_ok(stack)[a] if c["payload"]["article"]["revision"] == 2][-1]["payload"] for a in ids}
+        honoured = sum("KR" not in {r["code"] for r in p["regions"] + p["suggested"]["regions"]}
+                       and {t["tag"]: t["by"] for t in p["topics"]}.get("sanctions") == "editor" for p in latest.values())
+        assert kept == total and honoured == total
+        figures.record("decisions-survive", articles=total, decisions_kept_after_redis_restart=kept, revision_2_honouring_them=honoured,
+                       worker_killed_mid_revision_2=True)
+    finally:
+        stack.stop()
+
+
 def test_cms_down_then_failing_then_back_delivers_everything_in_revision_order(tmp_path, scale, figures):
     """Refused connections, then 500s, then recovery: every article's latest revision arrives, and
     no article ever receives an older revision after a newer one. An endpoint that never recovers

@@ -207,6 +207,101 @@ def test_events_with_hostile_fields_get_a_202_or_a_clear_4xx(stack, scale, obser
     post()
 
 
+# --- the editors' endpoints: previews (200) and feedback (202), same property --------------------
+
+FEEDBACK_PLACEHOLDER = "fb-" + "0" * 12
+
+
+def template_feedback() -> dict:
+    return {"id": FEEDBACK_PLACEHOLDER, "article": {"id": ARTICLE_PLACEHOLDER, "revision": 1}, "model_version": "m",
+            "decisions": [{"kind": "topic", "tag": "sanctions", "decision": "rejected", "editor": "u1"},
+                          {"kind": "region", "tag": "FR", "decision": "added", "editor": "u1", "score": 0.4}]}
+
+
+plausible_decision = {"kind": st.sampled_from(["topic", "region", "Topic", "person", ""]),
+                      "tag": st.sampled_from(["sanctions", "arms-deals", "FR", "UA", "fr", "XX", "ZZZ", "sanctions "]),
+                      "decision": st.sampled_from(["accepted", "rejected", "added", "ACCEPTED", "removed"]),
+                      "editor": hostile_text, "score": hostile_number}
+
+
+@st.composite
+def hostile_feedback(draw) -> bytes:
+    """A valid feedback with fields of the body, its article or its decisions replaced or removed."""
+    feedback = template_feedback()
+    for field in draw(st.lists(st.sampled_from(["id", "article", "article.id", "article.revision", "model_version", "decisions"]),
+                               unique=True, max_size=2)):
+        value = draw(field_value(field))
+        target = feedback["article"] if field.startswith("article.") and isinstance(feedback.get("article"), dict) else feedback
+        if field.startswith("article.") and target is feedback:
+            continue
+        if value is MISSING:
+            target.pop(field.removeprefix("article."), None)
+        else:
+            target[field.removeprefix("article.")] = value
+    if isinstance(feedback.get("decisions"), list):
+        for decision in feedback["decisions"]:
+            if isinstance(decision, dict):
+                for key in draw(st.lists(st.sampled_from(sorted(plausible_decision)), unique=True, max_size=2)):
+                    roll = draw(st.integers(0, 9))
+                    if roll < 6:
+                        decision[key] = draw(plausible_decision[key])
+                    elif roll < 9:
+                        decision[key] = draw(hostile_value)
+                    else:
+                        decision.pop(key, None)
+        feedback["decisions"] += draw(st.lists(hostile_value, max_size=2))
+    return to_json(feedback).encode()
+
+
+@st.composite
+def hostile_previews(draw) -> bytes:
+    """An event's hostile article (or whatever replaced it), sent for a preview."""
+    article = template_event()["article"]
+    for field in draw(st.lists(st.sampled_from([f for f in FIELDS if f.startswith("article.")]), unique=True, max_size=3)):
+        value = draw(field_value(field))
+        if value is MISSING:
+            article.pop(field.removeprefix("article."), None)
+        else:
+            article[field.removeprefix("article.")] = value
+    body = {"article": article} if draw(st.integers(0, 9)) else {"article": draw(hostile_value)}
+    return to_json(body).encode()
+
+
+def check_editor_answer(answer, observed: dict, ok: int) -> None:
+    """A preview's 200 with tags or a feedback's 202, a 429 for a busy preview, or a clear 4xx."""
+    observed["examples"] += 1
+    status = answer.status_code
+    if status >= 500:
+        observed["server_errors"] += 1
+    assert status == ok or 400 <= status < 500, f"{status}: {answer.text[:500]}"
+    body = answer.json()
+    if status == ok:
+        observed["accepted"] += 1
+        assert ("topics" in body and "regions" in body) if ok == 200 else body["status"] in ("stored", "duplicate")
+        return
+    observed["refused_4xx"] += 1
+    assert isinstance(body.get("error"), str) and body["error"], body
+
+
+def test_feedback_with_hostile_fields_gets_a_202_or_a_clear_4xx(stack, scale, observed):
+    @fuzz_settings(scale)
+    @given(st.one_of(hostile_feedback(), st.binary(max_size=2048)))
+    def post(raw):
+        raw = raw.replace(FEEDBACK_PLACEHOLDER.encode(), unique("fb").encode())
+        check_editor_answer(stack.post_raw(with_unique_ids(raw), path="/v1/feedback"), observed, ok=202)
+
+    post()
+
+
+def test_previews_with_hostile_articles_get_a_200_or_a_clear_4xx(stack, scale, observed):
+    @fuzz_settings(scale)
+    @given(st.one_of(hostile_previews(), st.binary(max_size=2048)))
+    def post(raw):
+        check_editor_answer(stack.post_raw(with_unique_ids(raw), path="/v1/tag"), observed, ok=200)
+
+    post()
+
+
 @pytest.mark.parametrize("field, value, status", [
     ("id", "\ud800", 422),
     ("id", "evt-\udfff\ud800", 422),

@@ -28,6 +28,7 @@ from ..engine.archive import ArchiveLine, read_archive
 from ..engine.decisions import KINDS, NO_DECISIONS, Decisions, apply_decisions
 from ..engine.tagging import Tagger
 from ..errors import InputError
+from ..service.decision_store import DecisionStore
 
 CHUNK_SIZE = 200
 
@@ -59,10 +60,28 @@ def chunks(lines: Iterator[ArchiveLine], size: int = CHUNK_SIZE) -> Iterator[lis
         yield chunk
 
 
-def retag_chunk(tagger: Tagger, chunk: list[ArchiveLine]) -> list[dict]:
-    """Tag a chunk as one batch and apply the editors' decisions; one result per line."""
+def retag_chunk(tagger: Tagger, chunk: list[ArchiveLine], editors: EditorMemory | None = None) -> list[dict]:
+    """Tag a chunk as one batch and apply the editors' decisions (the export's marks, over those
+    the service remembers from feedback when `editors` is given); one result per line."""
     results = tagger.tag_many([line.article for line in chunk])
-    return [apply_editor_decisions(line, result) for line, result in zip(chunk, results)]
+    remembered = editors.decisions(chunk, results) if editors else [NO_DECISIONS] * len(chunk)
+    return [apply_editor_decisions(line, result, decisions) for line, result, decisions in zip(chunk, results, remembered)]
+
+
+@dataclass(frozen=True)
+class EditorMemory:
+    """The decisions the service remembers for one client's articles (from `/v1/feedback`).
+    `remember`: also keep the new results as the scores later decisions are judged against;
+    only when the results reach the CMS (not in a dry run)."""
+
+    store: DecisionStore
+    client_id: str
+    remember: bool
+
+    def decisions(self, chunk: list[ArchiveLine], results: list[dict]) -> list[Decisions]:
+        if self.remember:
+            return self.store.exchange(self.client_id, [(line.article.id, line.revision, result) for line, result in zip(chunk, results)])
+        return self.store.decisions_for_many(self.client_id, [line.article.id for line in chunk])
 
 
 def apply_editor_decisions(line: ArchiveLine, result: dict, remembered: Decisions = NO_DECISIONS) -> dict:
@@ -167,7 +186,7 @@ class LocalRun:
 
 
 def run_local(run: LocalRun, tagger: Tagger, *, client=None, rate: float | None, out, errors_out, max_body_bytes: int,
-              progress: bool, timeout: float = 10.0) -> Summary:
+              progress: bool, timeout: float = 10.0, editors: EditorMemory | None = None) -> Summary:
     """Stream the run's input from its checkpoint: tag in chunks, keep editor decisions, write
     results to `out` (if given) and deliver them to `client` (unless None: a dry run)."""
     from ..service.delivery import CallbackSession, post_callback
@@ -182,7 +201,7 @@ def run_local(run: LocalRun, tagger: Tagger, *, client=None, rate: float | None,
         lines = (line for line in read_archive(stream, max_body_bytes=max_body_bytes, errors=errors) if line.line_no > run.processed_line)
         for chunk in chunks(lines):
             changes = open(run.directory / "changes.jsonl", "a", encoding="utf-8")
-            for result, line in zip(retag_chunk(tagger, chunk), chunk):
+            for result, line in zip(retag_chunk(tagger, chunk, editors), chunk):
                 add_to_summary(summary, result)
                 entry = change_entry(line, result)
                 if entry:
@@ -214,7 +233,7 @@ def run_local(run: LocalRun, tagger: Tagger, *, client=None, rate: float | None,
 
 def callback_payload(result: dict, run_id: str) -> dict:
     """The same signed payload as on publish; the event id names the run."""
-    return {"type": "article.tags", "event_id": f"retag-{run_id}-{result['id']}",
+    return {"type": "article.tags", "reason": "retag", "event_id": f"retag-{run_id}-{result['id']}",
             "article": {"id": result["id"], "revision": result.get("revision")},
             "model_version": result["model_version"], "topics": result["topics"], "regions": result["regions"],
             "suggested": result["suggested"]}

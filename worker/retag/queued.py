@@ -22,7 +22,7 @@ from ..engine.archive import ArchiveLine
 from ..engine.tagging import ArticleInput
 from ..service.ledger import Ledger, delivery_id
 from ..service.pipeline import post_in_lanes, record_failed_attempt
-from .export import Summary, add_to_summary, apply_editor_decisions, callback_payload, change_entry
+from .export import EditorMemory, Summary, add_to_summary, callback_payload, change_entry, retag_chunk
 
 MAX_CHUNKS_IN_FLIGHT = 16  # bounds what the queue holds for one run
 INLINE_PACING = 20.0  # a chunk whose callbacks fit in this many seconds posts them itself
@@ -71,7 +71,8 @@ def process_chunk(runtime, run_id: str, index: int, encoded: list[dict]) -> str:
     meta = {k.decode(): v.decode() for k, v in ledger.redis.hgetall(keys["meta"]).items()}
     options = json.loads(meta["options"])
     lines = [decode_line(item) for item in encoded]
-    results = [apply_editor_decisions(line, result) for line, result in zip(lines, runtime.tagger.tag_many([line.article for line in lines]))]
+    editors = _editor_memory(runtime, options)
+    results = retag_chunk(runtime.tagger, lines, editors)
 
     summary = Summary()
     for result in results:
@@ -88,6 +89,12 @@ def process_chunk(runtime, run_id: str, index: int, encoded: list[dict]) -> str:
         keys=[keys["done"], keys["meta"], keys["tags"], keys["changes"], keys["results"], keys["settled"]],
         args=[index, json.dumps(counts), RUN_TTL])
     return "done" if committed else "duplicate"
+
+
+def _editor_memory(runtime, options: dict) -> EditorMemory | None:
+    """Whose remembered decisions apply: the run's client, or the only one configured."""
+    client_id = options.get("client") or (runtime.settings.clients[0].id if len(runtime.settings.clients) == 1 else None)
+    return EditorMemory(runtime.decisions, client_id, remember=not options["no_callback"]) if client_id else None
 
 
 def _settle_callbacks(runtime, run_id: str, keys: dict, options: dict, lines: list[ArchiveLine], results: list[dict]) -> None:

@@ -1,16 +1,21 @@
-"""The HTTP API the CMS calls: POST /v1/events, GET /healthz, /readyz, /metrics (Starlette).
+"""The HTTP API the CMS calls (Starlette): POST /v1/events (publish), /v1/tag (preview a draft's
+tags now), /v1/feedback (editors' decisions); GET /healthz, /readyz, /metrics.
 
-An event is answered 202 only once it is in the queue; every refusal is a 4xx whose JSON names
-the field; a broker that cannot take the event is a 503, so the CMS retries. Secrets never
+An event is answered 202 only once it is in the queue, a feedback once it is stored; every
+refusal is a 4xx whose JSON names the field; a Redis that cannot take the request is a 503, so
+the CMS retries. Secrets never
 reach the logs: a refused token is logged by the first 8 hex digits of its sha256.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
+import threading
 import time
+from typing import Callable
 
 import redis
 from kombu.exceptions import OperationalError
@@ -21,43 +26,60 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from .app import TAG_QUEUE
 from ..engine.artifacts import default_bundle_path, verify_bundle
-from .enqueue import EventQueue
+from ..engine.decisions import apply_decisions
+from ..engine.tagging import Tagger, country_names, parse_article
 from ..errors import AutotagError, EventError
-from .events import parse_event
+from .app import TAG_QUEUE
+from .decision_store import DecisionStore
+from .enqueue import EventQueue
+from .events import parse_event, parse_preview
+from .feedback import MAX_FEEDBACK_BYTES, parse_feedback
 from .ledger import LATENCY_BUCKETS, Ledger
 from .settings import Client, Settings
 
 log = logging.getLogger("autotag.ingress")
 
 
-def create_ingress(settings: Settings, celery_app, ledger: Ledger, *, demo_inbox: list | None = None) -> Starlette:
+def create_ingress(settings: Settings, celery_app, ledger: Ledger, *, demo_inbox: list | None = None,
+                   load_tagger: Callable[[], Tagger] | None = None) -> Starlette:
     """The ASGI app. `demo_inbox`, when given, adds POST /demo/cms: a stand-in CMS that checks
-    the signature and keeps what it receives, for `autotag up`'s first run."""
+    the signature and keeps what it receives, for `autotag up`'s first run. The model bundle is
+    loaded (and verified) once, in the background as the process starts, for previews and for
+    the feedback's topic labels."""
     queue = celery_app.autotag_queue_prefix + TAG_QUEUE
     bundle = settings.model_dir or default_bundle_path()
     # one atomic Redis script from the event loop (see enqueue.py); send_task in a thread otherwise
     fast_queue = EventQueue.for_app(celery_app, ledger, queue, settings.idempotency_ttl)
+    decisions = DecisionStore(ledger.redis, settings.key_prefix, settings.feedback_retention)
+    model = _Model(load_tagger or (lambda: Tagger.load(settings.model_dir)))
+    previews = {"running": 0}
+
+    async def authorised_body(request: Request, limit: int, counter: str, client: Client | None = None) -> tuple[Client | None, bytes | Response]:
+        """The client and the raw body, or the 4xx that refuses them (token, size, signature)."""
+        client = client or _authenticate(settings, request)
+        if client is None:
+            await _count(ledger, counter)
+            return None, _no_token()
+        try:
+            raw = await _read_limited(request, limit)
+        except ClientDisconnect:  # the client left mid-body: nothing to do, no one to answer
+            await _count(ledger, counter)
+            return None, _error(400, "the request body ended before its declared length", field="body")
+        if raw is None:
+            await _count(ledger, counter)
+            return None, _error(413, f"request body is over the {limit:,}-byte limit", field="body")
+        if client.signing_secret and not _signature_ok(client, raw, request, settings.signature_tolerance):
+            log.warning("client %s: request to %s refused, bad or stale signature", client.id, request.url.path)
+            await _count(ledger, counter)
+            return None, _error(401, "bad or stale webhook signature", field="webhook-signature")
+        return client, raw
 
     async def post_event(request: Request) -> Response:
         received_at = time.time()
-        client = _authenticate(settings, request)
+        client, raw = await authorised_body(request, settings.max_body_bytes, "events_rejected")
         if client is None:
-            await _count(ledger, "events_rejected")
-            return _error(401, "missing or unknown bearer token", field="authorization")
-        try:
-            raw = await _read_limited(request, settings.max_body_bytes)
-        except ClientDisconnect:  # the client left mid-body: nothing to queue, no one to answer
-            await _count(ledger, "events_rejected")
-            return _error(400, "the request body ended before its declared length", field="body")
-        if raw is None:
-            await _count(ledger, "events_rejected")
-            return _error(413, f"request body is over the {settings.max_body_bytes:,}-byte limit", field="body")
-        if client.signing_secret and not _signature_ok(client, raw, request, settings.signature_tolerance):
-            log.warning("client %s: event refused, bad or stale signature", client.id)
-            await _count(ledger, "events_rejected")
-            return _error(401, "bad or stale webhook signature", field="webhook-signature")
+            return raw
         try:
             event = parse_event(raw, max_body_bytes=settings.max_body_bytes)
         except EventError as exc:
@@ -75,6 +97,58 @@ def create_ingress(settings: Settings, celery_app, ledger: Ledger, *, demo_inbox
             return _error(503, "the queue is unavailable; retry later", headers={"retry-after": "5"})
         return JSONResponse({"event_id": event.id, "status": status}, status_code=202)
 
+    async def post_tag(request: Request) -> Response:
+        """A preview: the article tagged at once (no queue), as `autotag tag` prints it, with the
+        editors' remembered decisions applied. At most `preview_concurrency` at a time."""
+        client = _authenticate(settings, request)  # before a slot: a stranger never holds one
+        if client is None:
+            await _count(ledger, "previews_rejected")
+            return _no_token()
+        if previews["running"] >= settings.preview_concurrency:
+            await _count(ledger, "previews_refused")
+            return _error(429, "too many previews at once; retry shortly", headers={"retry-after": "1"})
+        previews["running"] += 1
+        try:
+            client, raw = await authorised_body(request, settings.max_body_bytes, "previews_rejected", client)
+            if client is None:
+                return raw
+            try:
+                article = parse_preview(raw, max_body_bytes=settings.max_body_bytes)
+            except EventError as exc:
+                await _count(ledger, "previews_rejected")
+                return _error(exc.status, str(exc), field=exc.field)
+            if model.tagger is None:
+                return _model_unavailable(model)
+            try:
+                result = await run_in_threadpool(_preview, model.tagger, decisions, settings, client.id, article)
+            except redis.RedisError as exc:
+                log.error("preview for %s: Redis unavailable (%s)", client.id, type(exc).__name__)
+                return _error(503, "the service's store is unavailable; retry later", headers={"retry-after": "5"})
+            await _count(ledger, "previews")
+            return JSONResponse(result)
+        finally:
+            previews["running"] -= 1
+
+    async def post_feedback(request: Request) -> Response:
+        """Editors' decisions: 202 once stored in Redis; the same feedback id is stored once."""
+        client, raw = await authorised_body(request, MAX_FEEDBACK_BYTES, "feedback_rejected")
+        if client is None:
+            return raw
+        if model.tagger is None:
+            return _model_unavailable(model)
+        try:
+            feedback = parse_feedback(raw, topics=model.tagger.labels, regions=country_names())
+        except EventError as exc:
+            await _count(ledger, "feedback_rejected")
+            return _error(exc.status, str(exc), field=exc.field)
+        try:
+            stored = await run_in_threadpool(decisions.record, client.id, feedback)
+        except redis.RedisError as exc:
+            log.error("feedback %s from %s not stored: Redis unavailable (%s)", feedback.id, client.id, type(exc).__name__)
+            return _error(503, "the store is unavailable; retry later", headers={"retry-after": "5"})
+        return JSONResponse({"feedback_id": feedback.id, "status": "stored" if stored else "duplicate",
+                             "decisions": len(feedback.decisions)}, status_code=202)
+
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -88,35 +162,84 @@ def create_ingress(settings: Settings, celery_app, ledger: Ledger, *, demo_inbox
             await run_in_threadpool(verify_bundle, bundle)
         except AutotagError as exc:
             problems["model"] = str(exc)
+        if model.tagger is None and "model" not in problems:
+            problems["model"] = model.error or "loading"
         if problems:
             return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
-        return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "ready", "model_version": model.tagger.model_version})
 
     async def metrics(_: Request) -> Response:
         try:
-            text = await run_in_threadpool(render_metrics, ledger, [queue, celery_app.autotag_queue_prefix + "autotag.deliver"])
+            text = await run_in_threadpool(render_metrics, ledger, [queue, celery_app.autotag_queue_prefix + "autotag.deliver"], decisions)
         except redis.RedisError:
             return PlainTextResponse("# broker unreachable\nautotag_up 0\n", status_code=503)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        model.start_loading()
+        yield
+
     routes = [
         Route("/v1/events", post_event, methods=["POST"]),
+        Route("/v1/tag", post_tag, methods=["POST"]),
+        Route("/v1/feedback", post_feedback, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
     if demo_inbox is not None:
         routes.append(Route("/demo/cms", _demo_cms(settings, demo_inbox), methods=["POST"]))
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
-def render_metrics(ledger: Ledger, queues: list[str]) -> str:
+class _Model:
+    """The ingress' one Tagger, loaded and verified in a background thread at start."""
+
+    def __init__(self, load: Callable[[], Tagger]):
+        self.load = load
+        self.tagger: Tagger | None = None
+        self.error: str | None = None
+        self._started = False
+
+    def start_loading(self) -> None:
+        if not self._started:
+            self._started = True
+            threading.Thread(target=self._load, name="autotag-model-load", daemon=True).start()
+
+    def _load(self) -> None:
+        try:
+            self.tagger = self.load()
+        except AutotagError as exc:
+            self.error = str(exc)
+            log.error("model not loaded: %s; previews and feedback answer 503", exc)
+
+
+def _model_unavailable(model: _Model) -> Response:
+    if model.error:
+        return _error(503, f"the model bundle could not be loaded: {model.error}")
+    return _error(503, "the model is still loading; retry shortly", headers={"retry-after": "1"})
+
+
+def _preview(tagger: Tagger, decisions: DecisionStore, settings: Settings, client_id: str, article) -> dict:
+    """Tag one article now; remember the model's result and apply the editors' decisions."""
+    parsed = parse_article({"id": article.id, "title": article.title, "body": article.body}, max_body_bytes=settings.max_body_bytes)
+    result = tagger.tag(parsed)
+    (remembered,) = decisions.exchange(client_id, [(article.id, article.revision, result)])
+    return apply_decisions(result, remembered)[0]
+
+
+def render_metrics(ledger: Ledger, queues: list[str], decisions: DecisionStore) -> str:
     """Prometheus text format from the counters every process keeps in Redis."""
     counters, latency = ledger.counters()
     lines = ["autotag_up 1"]
     for name in ("events_received", "events_rejected", "events_duplicate", "events_unpublished", "tasks_done", "tasks_failed",
-                 "deliveries_ok", "deliveries_retried", "deliveries_dead", "deliveries_superseded"):
+                 "deliveries_ok", "deliveries_retried", "deliveries_dead", "deliveries_superseded", "previews", "previews_rejected",
+                 "previews_refused", "feedback_received", "feedback_duplicate", "feedback_rejected"):
         lines += [f"# TYPE autotag_{name}_total counter", f"autotag_{name}_total {counters.get(name, 0)}"]
+    lines.append("# TYPE autotag_feedback_decisions_total counter")
+    for (kind, tag, decision), count in sorted(decisions.decision_counts().items()):
+        lines.append(f'autotag_feedback_decisions_total{{kind="{kind}",tag="{tag}",decision="{decision}"}} {count}')
     lines.append("# TYPE autotag_end_to_end_seconds histogram")
     cumulative = 0
     for bound in LATENCY_BUCKETS:
@@ -201,6 +324,10 @@ async def _count(ledger: Ledger, name: str) -> None:
         await run_in_threadpool(ledger.count, name)
     except redis.RedisError:
         pass  # metrics never decide an answer
+
+
+def _no_token() -> JSONResponse:
+    return _error(401, "missing or unknown bearer token", field="authorization")
 
 
 def _error(status: int, message: str, field: str | None = None, headers: dict | None = None) -> JSONResponse:

@@ -15,12 +15,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .delivery import CallbackSession, next_delay, post_callback
+from ..engine.decisions import apply_decisions
+from ..engine.tagging import Tagger, parse_article
 from ..errors import DeliveryError
+from .decision_store import DecisionStore
+from .delivery import CallbackSession, next_delay, post_callback
 from .events import PublishEvent
 from .ledger import Ledger
 from .settings import Settings
-from ..engine.tagging import Tagger, parse_article
 
 log = logging.getLogger("autotag.pipeline")
 # while a first attempt runs inline, the schedule holds the delivery this far in the future
@@ -37,6 +39,7 @@ class Runtime:
     ledger: Ledger
     load_tagger: Callable[[], Tagger]
     _tagger: Tagger | None = None
+    _decisions: DecisionStore | None = None
     http: CallbackSession = field(default_factory=CallbackSession)
     _lanes: list = field(default_factory=list)
 
@@ -50,6 +53,13 @@ class Runtime:
         """After a fork: sockets must not be shared with the parent (the loaded tagger is)."""
         self.ledger.redis.connection_pool.reset()
         self.http, self._lanes = CallbackSession(), []
+
+    @property
+    def decisions(self) -> DecisionStore:
+        """Editors' decisions, on the ledger's Redis connection."""
+        if self._decisions is None:
+            self._decisions = DecisionStore(self.ledger.redis, self.settings.key_prefix, self.settings.feedback_retention)
+        return self._decisions
 
     @property
     def tagger(self) -> Tagger:
@@ -87,8 +97,11 @@ def process_event(runtime: Runtime, message: dict, retries: int = 0) -> str:
         result = runtime.tagger.tag(article)
     except Exception as exc:  # poison input: record it, never block the queue on it
         return _poison(ledger, settings, client_id, event.id, f"{type(exc).__name__}: {exc}")
+    (remembered,) = runtime.decisions.exchange(client_id, [(event.article.id, event.article.revision, result)])
+    result = apply_decisions(result, remembered)[0]
     payload = {
         "type": "article.tags",
+        "reason": "publish",
         "event_id": event.id,
         "article": {"id": event.article.id, "revision": event.article.revision},
         "model_version": result["model_version"],

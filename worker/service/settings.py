@@ -55,6 +55,14 @@ class Settings:
     idempotency_ttl: int = 7 * 24 * 3600
     key_prefix: str = "autotag"  # every ledger key starts with it: several deployments can share a Redis
     dispatch_lease: int = 120  # a delivery handed to the queue is not handed out again for this long
+    # how long editors' decisions (and the model scores they are judged against) are kept
+    feedback_retention_days: int = 180
+    # previews (`POST /v1/tag`) tagged at once per ingress process; more get a 429, never a queue
+    preview_concurrency: int = 4
+
+    @property
+    def feedback_retention(self) -> int:
+        return self.feedback_retention_days * 24 * 3600
 
     def client(self, client_id: str) -> Client | None:
         return next((c for c in self.clients if c.id == client_id), None)
@@ -88,7 +96,7 @@ def load_settings(path: str | Path | None = None, environ: dict | None = None) -
 def _build(raw: dict, source: str) -> Settings:
     known = {"redis_url", "data_dir", "model_dir", "clients", "host", "port", "max_body_bytes", "retry_delays",
              "retry_jitter", "callback_timeout", "visibility_timeout", "task_time_limit", "signature_tolerance",
-             "idempotency_ttl", "key_prefix", "dispatch_lease"}
+             "idempotency_ttl", "key_prefix", "dispatch_lease", "feedback_retention_days", "preview_concurrency"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}")
@@ -117,9 +125,15 @@ def _build(raw: dict, source: str) -> Settings:
         idempotency_ttl=_int(raw, "idempotency_ttl", 7 * 24 * 3600, source),
         key_prefix=str(raw.get("key_prefix", "autotag")),
         dispatch_lease=_int(raw, "dispatch_lease", 120, source),
+        feedback_retention_days=_int(raw, "feedback_retention_days", 180, source),
+        preview_concurrency=_int(raw, "preview_concurrency", 4, source),
     )
     if settings.task_time_limit >= settings.visibility_timeout:
         raise ConfigError(f"{source}: task_time_limit ({settings.task_time_limit}s) must be below visibility_timeout ({settings.visibility_timeout}s), or a slow task would run twice")
+    if settings.feedback_retention_days < 1:
+        raise ConfigError(f"{source}: feedback_retention_days must be at least 1")
+    if settings.preview_concurrency < 1:
+        raise ConfigError(f"{source}: preview_concurrency must be at least 1")
     if not settings.retry_delays or min(settings.retry_delays) <= 0:
         raise ConfigError(f"{source}: retry_delays must be a non-empty list of positive seconds")
     return settings
