@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from worker.engine.corpus import Corpus, LabeledArticle, load_corpus
+from worker.engine.corpus import Corpus, LabeledArticle
 from worker.engine.gazetteer import CountryMatcher, build_alias_table
+from worker.engine.regions import find_candidates
 from worker.engine.reviewed import load_reviewed
 from worker.engine.tagging import Tagger
 from worker.engine.text import clean_article
@@ -84,8 +85,6 @@ def test_editor_set_countries_are_must_tags_removed_ones_negatives_the_rest_weig
     matcher = CountryMatcher(build_alias_table())
     rows = region_rows(corpus, [clean_article(a.title, a.body) for a in corpus.articles], chosen,
                        [clean_article(a.title, a.body) for a in chosen], matcher)
-    from worker.engine.regions import find_candidates
-
     codes = [c.code for a in list(corpus.articles) + chosen for c in find_candidates(clean_article(a.title, a.body), matcher)[0]]
     labeled = {(code, bool(archive_row)): (int(label), float(weight))
                for code, archive_row, label, weight in zip(codes, rows.in_archive, rows.y, rows.weights)}
@@ -160,3 +159,13 @@ def test_an_archive_without_a_usable_decision_is_refused(tiny_corpus, tmp_path):
     record = {"id": "a", "title": "t", "body": "Officials met.", "current_tags": {"topics": ["sanctions", {"tag": "climate", "by": "editor"}]}}
     with pytest.raises(TrainingError, match="no editor decision"):
         train(tiny_corpus, tmp_path / "out", OPTIONS, load_reviewed([write_jsonl(tmp_path / "a.jsonl", [record])], LABELS))
+
+
+def test_an_archive_with_country_decisions_only_leaves_the_topic_model_as_it_was(tiny_corpus, tiny_bundle, tmp_path):
+    record = {"id": "r1", "title": "Troops shell Kharkiv", "body": "Russian troops shelled Kharkiv overnight, Ukrainian officials said.",
+              "current_tags": {"topics": ["ukraine-front"], "regions": [{"code": "UA", "by": "editor"}], "removed_by_editor": {"regions": ["RU"]}}}
+    manifest = train(tiny_corpus, tmp_path / "out", OPTIONS, load_reviewed([write_jsonl(tmp_path / "a.jsonl", [record])], LABELS))
+    shipped = Tagger.load(tiny_bundle).manifest
+    assert manifest["thresholds"]["topics"] == shipped["thresholds"]["topics"]
+    assert Tagger.load(tmp_path / "out").manifest["files"]["topics.joblib"] == shipped["files"]["topics.joblib"]
+    assert manifest["metrics"]["comparison"]["regions"]["with_archive"]["archive_rows"]["articles"] == 1
