@@ -228,7 +228,7 @@ def _train_with_archive(args, out: Path) -> int:
         print(f"autotag: warning: {warning}", file=sys.stderr)
     print(archive.summary())
     print(f"training twice, to compare: {args.folds}-fold cross-validation of the corpus alone and of corpus + archive "
-          "over the same folds, then the bundle on corpus + archive (about twice as long as the corpus alone)", flush=True)
+          "over the same folds; the bundle is the one trained on corpus + archive", flush=True)
     manifest = train(corpus, out, TrainingOptions(folds=args.folds), archive)
     print(f"wrote {out} (model {read_manifest(out)['model_version']}, {manifest['corpus']['articles']} corpus articles "
           f"+ {manifest['archive']['articles']} archive articles)")
