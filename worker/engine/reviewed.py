@@ -50,14 +50,16 @@ class ReviewedArticle:
 
 @dataclass
 class ReviewedArchive:
+    """The articles training uses, the export's provenance, and what was skipped and why."""
+
     articles: list[ReviewedArticle]
     digest: str  # sha256 over the files' bytes, in the order given
     paths: list[str]
     lines: int = 0  # good lines read
     bad_lines: list[dict] = field(default_factory=list)  # {"file", "line", "id"?, "error"}, as `retag` reports them
-    undecided: int = 0  # good lines with no usable decision, left out
-    replaced: int = 0  # lines whose article came again later (same id), superseded
-    ignored_topics: Counter = field(default_factory=Counter)
+    undecided: int = 0  # articles with no usable decision, left out
+    replaced: int = 0  # lines dropped because another line of the same article won
+    ignored_topics: Counter = field(default_factory=Counter)  # decisions per unknown topic, over every good line
     ignored_regions: Counter = field(default_factory=Counter)
 
     def decision_counts(self) -> dict:
