@@ -2,7 +2,7 @@
 
     autotag tag INPUT            JSONL articles (or - for stdin) -> one JSON line of tags each
     autotag evaluate --data F    precision / recall / F1 against labeled articles
-    autotag train                corpus -> model bundle
+    autotag train                corpus (+ archive exports' editor decisions) -> model bundle
     autotag bench                in-process throughput, load time and peak memory
     autotag up                   the whole service on one machine (embedded Redis unless configured)
     autotag serve | worker       the HTTP ingress or a Celery worker alone (production)
@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--corpus", type=Path, default=_repo_path("models", "corpus"), help="corpus .jsonl file or directory")
     train.add_argument("--out", type=Path, default=None, help="bundle directory to write (default: models/bundle)")
     train.add_argument("--folds", type=int, default=5, help="cross-validation folds for thresholds")
+    train.add_argument("--archive", type=Path, action="append", default=[], metavar="EXPORT",
+                       help="an archive export in the re-tag format whose editor decisions join the corpus (repeatable); "
+                            "prints cross-validated figures without and with it")
     train.add_argument("-v", "--verbose", action="store_true")
     train.set_defaults(run=_run_train)
 
@@ -210,6 +213,8 @@ def _run_train(args) -> int:
     from .engine.training import TrainingOptions, train
 
     out = args.out or default_bundle_path()
+    if args.archive:
+        return _train_with_archive(args, out)
     train(args.corpus, out, TrainingOptions(folds=args.folds))
     manifest = read_manifest(out)
     metrics = manifest["metrics"]["cross_validated"]
@@ -220,6 +225,28 @@ def _run_train(args) -> int:
     m, t = metrics["regions"], manifest["thresholds"]["regions"]
     print(f"  {'regions':<16} cv P {m['precision']:.3f} R {m['recall']:.3f} F1 {m['f1']:.3f}  accept {t['accept']:.2f} review {t['review']:.2f}")
     return EXIT_OK
+
+
+def _train_with_archive(args, out: Path) -> int:
+    from .engine.comparison import format_comparison
+    from .engine.corpus import load_corpus
+    from .engine.reviewed import load_reviewed
+    from .engine.training import TrainingOptions, train
+
+    corpus = load_corpus(args.corpus)
+    archive = load_reviewed(args.archive, corpus.labels)
+    for error in archive.bad_lines:
+        print(json.dumps(error, ensure_ascii=False), file=sys.stderr)
+    for warning in archive.warnings():
+        print(f"autotag: warning: {warning}", file=sys.stderr)
+    print(archive.summary())
+    print(f"training twice, to compare: {args.folds}-fold cross-validation of the corpus alone and of corpus + archive "
+          "over the same folds; the bundle is the one trained on corpus + archive", flush=True)
+    manifest = train(corpus, out, TrainingOptions(folds=args.folds), archive)
+    print(f"wrote {out} (model {read_manifest(out)['model_version']}, {manifest['corpus']['articles']} corpus articles "
+          f"+ {manifest['archive']['articles']} archive articles)")
+    print(format_comparison(manifest["metrics"]["comparison"], args.folds))
+    return EXIT_SOME_FAILED if archive.bad_lines else EXIT_OK
 
 
 def _run_bench(args) -> int:
