@@ -161,10 +161,11 @@ class Stack:
     """Redis + worker + ingress + CMS stub, with a config written for the run."""
 
     def __init__(self, tmp: Path, *, redis_url: str | None = None, retry_delays=(0.3, 0.3, 0.5, 0.5, 1.0), workers: int = 1,
-                 signing: bool = False, loglevel: str = "INFO", own_redis: bool = False, extra_config: str = ""):
+                 signing: bool = False, loglevel: str = "INFO", own_redis: bool = False, extra_config: str = "",
+                 client_config: str = ""):
         """`own_redis`: an embedded redis-server (AOF on) on a free port, for tests that stop or
         restart Redis; the machine's Redis on 6379 is shared and stays up. `extra_config`: TOML
-        lines added at the top level of the config."""
+        lines added at the top level of the config; `client_config`: lines added to the client's table."""
         self.loglevel = loglevel
         self.tmp = Path(tmp)
         self.prefix = "t" + secrets.token_hex(4)
@@ -192,6 +193,7 @@ class Stack:
             f'callback_url = "{self.cms.url}"',
             f'callback_secret = "{self.cms.secret}"',
             "allow_private_callback = true",
+            client_config,
         ]
         if self.signing_secret:
             lines.append(f'signing_secret = "{self.signing_secret}"')

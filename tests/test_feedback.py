@@ -28,7 +28,7 @@ def stack(tmp_path_factory):
 def test_a_preview_answers_with_what_autotag_tag_gives(stack, shipped_tagger):
     answer = stack.preview({"id": "draft-1", "title": ARMS[0], "body": ARMS[1]})
     assert answer.status_code == 200, answer.text
-    expected = json.loads(json.dumps(shipped_tagger.tag(ArticleInput("draft-1", ARMS[0], ARMS[1]))))
+    expected = json.loads(json.dumps(shipped_tagger.tag_many([ArticleInput("draft-1", ARMS[0], ARMS[1])], stories="shared")[0]))
     assert answer.json() == expected
     assert [t["tag"] for t in expected["topics"]] == ["arms-deals"] and {r["code"] for r in expected["regions"]} == {"PL", "KR"}
 

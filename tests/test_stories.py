@@ -53,6 +53,7 @@ def test_a_copy_with_debris_a_rewrite_and_a_trimmed_copy_are_one_story(shipped_t
     assert similarity(wire, copy) > 0.9
     assert similarity(wire, rewrite) >= 0.4
     assert similarity(wire, trimmed) >= 0.4
+    assert similarity(rewrite, trimmed) >= 0.4
     groups = group(["wire", "copy", "rewrite", "trimmed"], [wire, copy, rewrite, trimmed])
     assert len(set(groups.ids)) == 1 and groups.sizes == [4, 4, 4, 4]
     assert groups.ids[0] == group(["wire"], [wire]).ids[0]  # named after the first version: stable
@@ -70,7 +71,14 @@ def test_dates_further_apart_than_the_window_keep_look_alikes_apart():
     assert within_window(a, Signature({}, {}, "2026-11-04")) and within_window(a, Signature({}, {}, None))
     assert not within_window(a, Signature({}, {}, "2027-11-02"))
     twin = Signature({"k9": 1.0}, {"hanwha": 1.0}, "2027-11-02")
-    assert similarity(a, twin) == 1.0 and len(set(group(["a", "b"], [a, twin]).ids)) == 2
+    assert similarity(a, Signature({"k9": 1.0}, {"hanwha": 1.0})) == 1.0
+    assert similarity(a, twin) == 0.0 and len(set(group(["a", "b"], [a, twin]).ids)) == 2
+
+
+def test_look_alikes_about_other_countries_are_other_stories():
+    a = Signature({"k9": 1.0}, {"hanwha": 1.0}, None, {"NO": 0.9, "KR": 0.44})
+    assert similarity(a, Signature({"k9": 1.0}, {"hanwha": 1.0}, None, {"NO": 0.8, "KR": 0.6})) == 1.0
+    assert similarity(a, Signature({"k9": 1.0}, {"hanwha": 1.0}, None, {"EE": 0.9, "KR": 0.44})) == 0.0
 
 
 def test_signatures_are_small_and_keys_few(shipped_tagger):

@@ -9,9 +9,10 @@ cosines. A copy scores near 1; a write-up by another outlet 0.3-0.6; another sto
 subject (last year's F-16 deliveries, another bank's fine) can score as high, and only a date
 tells it apart: when both versions carry one, they must fall within the story window.
 
-Two articles are one story when their similarity is at least SAME_STORY; two stories so found
-are one when their closest versions score at least LIKELY_STORY and each story is the other's
-closest (in a batch, or in the live window).
+Articles are taken in order (of input, or of arrival), and each joins the story of the earlier
+article it is closest to, or starts its own: it must score LIKELY_STORY with that article and
+with the story's first version (a story never drifts from what it began as), and two articles
+about other countries, or dated further apart than the window, never score.
 Harmonisation (`harmonise`) gives every version the story's tags: a tag a version accepts is the
 story's when another version corroborates it (also accepts it, or scores it in the review band)
 or its score is far above the threshold, so one version's lone mistake does not spread.
@@ -33,16 +34,18 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from .text import CleanArticle
 
-SAME_STORY = 0.4  # alone enough: the two say the same things about the same names
-LIKELY_STORY = 0.25  # enough when the two are each other's closest article
+LIKELY_STORY = 0.25  # a version scores this much with its closest earlier version and with the story's first
 WINDOW_DAYS = 3  # versions of one story are published within this many days of each other
-TERMS_KEPT, NAMES_KEPT = 48, 24  # the signature's size: under 1 KB of JSON
+TERMS_KEPT, NAMES_KEPT, COUNTRIES_KEPT = 48, 24, 8  # the signature's size: under 1.5 KB of JSON
+COUNTRIES_AGREE = 0.7  # versions of one story are about the same countries, in about the same measure
 KEY_TERMS, KEY_NAMES = 8, 8  # index keys per article
 MODES = ("shared", "suggest", "off")
 _TERM_FLOOR, _NAME_FLOOR = 2.0, 2.5  # idf below these (common words, frequent names) says nothing of an event
+# (month names stay: two versions of one event name the same month, two stories a year apart rarely do)
 _COMMON = frozenset(ENGLISH_STOP_WORDS) | {"said", "says", "told", "according", "also", "year", "years", "week"}
 _PUNCTUATION = ".,;:!?\"'()[]\u201c\u201d\u2018\u2019"
-_CAPITAL_WORD = re.compile(r"\b[A-Z][A-Za-z'\-]*[A-Za-z0-9]")
+_CAPITAL_WORD = re.compile(r"\b[A-ZÀ-ÖØ-ÞĀ-ž][\w'\u2019\-]*\w")  # Vučić and Türkiye are names too
+_POSSESSIVE = re.compile(r"['\u2019]s$")
 _URL_DATE = re.compile(r"(?<!\d)(20\d\d)[/-](0?[1-9]|1[0-2])[/-](0?[1-9]|[12]\d|3[01])(?!\d)")
 
 
@@ -53,13 +56,14 @@ class Signature:
     terms: dict[str, float]
     names: dict[str, float]
     published: str | None = None  # ISO date, when known
+    countries: dict[str, float] = field(default_factory=dict)  # mention counts, normalised
 
     def as_json(self) -> dict:
-        return {"t": self.terms, "n": self.names, "d": self.published}
+        return {"t": self.terms, "n": self.names, "d": self.published, "c": self.countries}
 
     @classmethod
     def from_json(cls, data: dict) -> "Signature":
-        return cls(data["t"], data["n"], data.get("d"))
+        return cls(data["t"], data["n"], data.get("d"), data.get("c", {}))
 
 
 @dataclass
@@ -76,22 +80,26 @@ class SignatureMaker:
     (no second tokenisation), the names from two regular-expression passes, weighted by the
     model's idf (a word it never saw counts as rare: names mostly)."""
 
-    def __init__(self, idf: dict[str, float], max_idf: float, feature_names, feature_idf):
+    def __init__(self, idf: dict[str, float], max_idf: float, feature_names, feature_idf, country_words: frozenset = frozenset()):
         self.idf, self.max_idf = idf, max_idf
+        self.country_words = country_words  # country names, demonyms, capitals: the country check's business
         self.feature_names = feature_names
         self.keep_feature = (feature_idf >= _TERM_FLOOR) & ~np.isin(feature_names, list(_COMMON))
 
     @classmethod
-    def from_topic_model(cls, topic_model) -> "SignatureMaker":
+    def from_topic_model(cls, topic_model, alias_table=()) -> "SignatureMaker":
         idf = {}
         for word, word_id in topic_model.token_id_.items():
             feature = topic_model.unigram_feature_[word_id]
             if feature >= 0:
                 idf[word.decode("ascii")] = float(topic_model.idf_[feature])
-        return cls(idf, float(topic_model.idf_.max()), np.asarray(topic_model.feature_names_, dtype=object), topic_model.idf_)
+        country_words = frozenset(alias.lower() for alias, _, _ in alias_table if " " not in alias)
+        return cls(idf, float(topic_model.idf_.max()), np.asarray(topic_model.feature_names_, dtype=object), topic_model.idf_,
+                   country_words)
 
-    def sign_many(self, articles: list[CleanArticle], published: list[str | None], rows) -> list[Signature]:
-        """`rows`: the articles' TF-IDF rows from the topic model (a CSR matrix)."""
+    def sign_many(self, articles: list[CleanArticle], published: list[str | None], rows, countries: list[dict]) -> list[Signature]:
+        """`rows`: the articles' TF-IDF rows from the topic model (a CSR matrix); `countries`:
+        per article, country code -> mentions (what the gazetteer found)."""
         signatures = []
         for index, article in enumerate(articles):
             start, end = rows.indptr[index], rows.indptr[index + 1]
@@ -102,18 +110,19 @@ class SignatureMaker:
                 strongest = np.argpartition(-weights, TERMS_KEPT)[:TERMS_KEPT]
                 features, weights = features[strongest], weights[strongest]
             terms = _normalised(dict(zip(self.feature_names[features].tolist(), weights.tolist())), TERMS_KEPT)
-            signatures.append(Signature(terms, _normalised(self._names(article.text), NAMES_KEPT), published[index]))
+            signatures.append(Signature(terms, _normalised(self._names(article.text), NAMES_KEPT), published[index],
+                                        _normalised(countries[index], COUNTRIES_KEPT)))
         return signatures
 
     def _names(self, text: str) -> dict[str, float]:
         """Capitalised words the article never writes in lower case (so not a sentence's first
         word), rare in the corpus, weighted by sublinear tf x idf."""
         lower = {token.strip(_PUNCTUATION) for token in text.split() if token[0].islower()}
-        counts = Counter(_CAPITAL_WORD.findall(text))
+        counts = Counter(_POSSESSIVE.sub("", word) for word in _CAPITAL_WORD.findall(text))
         weights = {}
         for word, count in counts.items():
             word = word.lower()
-            if word in _COMMON or word in lower:
+            if word in _COMMON or word in lower or word in self.country_words:
                 continue
             idf = self.idf.get(word.replace("'", ""), self.max_idf)
             if idf >= _NAME_FLOOR:
@@ -127,8 +136,12 @@ def _normalised(weights: dict[str, float], kept: int) -> dict[str, float]:
     return {word: round(w / norm, 4) for word, w in strongest}
 
 
-def similarity(a: Signature, b: Signature) -> float:
-    """0..1: the mean of the cosines of their rare terms and of their names."""
+def similarity(a: Signature, b: Signature, window_days: int = WINDOW_DAYS) -> float:
+    """0..1: the mean of the cosines of their rare terms and of their names; 0 when their dates
+    fall outside the window or they are about other countries (a Serbian arms order and a
+    Serbian refinery's sanctions share many names)."""
+    if not within_window(a, b, window_days) or (a.countries and b.countries and _cosine(a.countries, b.countries) < COUNTRIES_AGREE):
+        return 0.0
     return 0.5 * _cosine(a.terms, b.terms) + 0.5 * _cosine(a.names, b.names)
 
 
@@ -158,49 +171,35 @@ def story_id(first_article_id) -> str:
     return "st-" + hashlib.sha256(str(first_article_id).encode()).hexdigest()[:12]
 
 
+def joins(score_to_closest: float, score_to_first: float) -> bool:
+    """Whether an article joins the story that holds its closest earlier article: it scores
+    LIKELY_STORY with that version and with the story's first version, so that a story never
+    drifts from what it began as (a chain of look-alikes is not one story)."""
+    return score_to_closest >= LIKELY_STORY and score_to_first >= LIKELY_STORY
+
+
 def group(article_ids: list, signatures: list[Signature]) -> StoryGroups:
-    """Stories in a batch: pairs at SAME_STORY are versions of one story; then two stories whose
-    closest versions score LIKELY_STORY are one when each is the other's closest; never across
-    dates further apart than the window. Named after the first version in input order. All
-    pairs at once: two sparse products over the batch's terms and names."""
+    """Stories in a batch, found the way the live index finds them: articles in input order,
+    each joining the story of its closest earlier article (see `joins`) or starting its own,
+    named after its first version. All pair scores at once: two sparse products over terms and
+    names."""
     n = len(signatures)
     scores = (0.5 * _gram([s.terms for s in signatures]) + 0.5 * _gram([s.names for s in signatures])).toarray()
-    np.fill_diagonal(scores, 0.0)
-    dated = [(i, date.fromisoformat(s.published)) for i, s in enumerate(signatures) if s.published]
-    for position, (i, day) in enumerate(dated):
-        for j, other in dated[position + 1 :]:
-            if abs((day - other).days) > WINDOW_DAYS:
-                scores[i, j] = scores[j, i] = 0.0
-    parent = list(range(n))
-
-    def root(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    def join(i: int, j: int) -> None:
-        a, b = root(i), root(j)
-        parent[max(a, b)] = min(a, b)  # the earlier version names the story
-
-    for i, j in zip(*np.nonzero(np.triu(scores >= SAME_STORY, 1))):
-        join(int(i), int(j))
-    # a looser pair joins two stories only when each is the other's closest story
-    closest: dict[int, tuple[float, int]] = {}
-    for i, j in zip(*np.nonzero(np.triu((scores >= LIKELY_STORY) & (scores < SAME_STORY), 1))):
-        a, b, score = root(int(i)), root(int(j)), scores[i, j]
-        if a != b:
-            for one, other in ((a, b), (b, a)):
-                if score > closest.get(one, (0.0, -1))[0]:
-                    closest[one] = (score, other)
-    for one, (_, other) in closest.items():
-        if one < other and closest.get(other, (0.0, -1))[1] == one:
-            join(one, other)
-    members: dict[int, list[int]] = {}
-    for index in range(n):
-        members.setdefault(root(index), []).append(index)
+    story_of = np.full(n, -1)
+    first_of: list[int] = []
+    for i in range(n):
+        earlier = scores[i, :i].copy()
+        for j in np.flatnonzero(earlier >= LIKELY_STORY):  # dates apart or other countries: no pair (as `similarity` says)
+            earlier[j] = similarity(signatures[i], signatures[j])
+        closest = int(np.argmax(earlier)) if i else -1
+        if closest >= 0 and joins(earlier[closest], earlier[first_of[story_of[closest]]]):
+            story_of[i] = story_of[closest]
+        else:
+            story_of[i] = len(first_of)
+            first_of.append(i)
     ids, sizes, named = [""] * n, [0] * n, {}
-    for first, versions in members.items():
+    for story, first in enumerate(first_of):
+        versions = np.flatnonzero(story_of == story).tolist()
         sid = story_id(article_ids[first])
         named[sid] = versions
         for index in versions:

@@ -85,7 +85,7 @@ class Tagger:
         self.region_review = float(thresholds["regions"]["review"])
         self.accept = {("topics", label): accept for label, accept in zip(self.labels, self.topic_accept)}
         self.accept.update({("regions", code): self.region_accept for code in country_names()})
-        self.signer = SignatureMaker.from_topic_model(topic_model)
+        self.signer = SignatureMaker.from_topic_model(topic_model, alias_table)
         self._country_names = country_names()
 
     @classmethod
@@ -133,9 +133,12 @@ class Tagger:
         cleaned = [_bounded(clean_article(a.title, a.body)) for a in articles]
         vectors = self.topic_model.vectorize([c.text for c in cleaned])
         rows = vectors.articles
-        signatures = self.signer.sign_many(cleaned, [a.published for a in articles], rows) if sign else None
         topic_scores = self.topic_model.scores(vectors)
         found = [find_candidates(c, self.matcher) for c in cleaned]
+        signatures = None
+        if sign:
+            countries = [{c.code: len(c.mentions) for c in candidates} for candidates, _ in found]
+            signatures = self.signer.sign_many(cleaned, [a.published for a in articles], rows, countries)
         all_features = [features for _, features in found if len(features)]
         salience = self.salience_model.salience(np.vstack(all_features)).tolist() if all_features else []
         results, offset = [], 0

@@ -37,6 +37,7 @@ from .events import parse_event, parse_preview
 from .feedback import MAX_FEEDBACK_BYTES, parse_feedback
 from .ledger import LATENCY_BUCKETS, Ledger
 from .settings import Client, Settings
+from .story_index import StoryIndex
 
 log = logging.getLogger("autotag.ingress")
 
@@ -52,6 +53,7 @@ def create_ingress(settings: Settings, celery_app, ledger: Ledger, *, demo_inbox
     # one atomic Redis script from the event loop (see enqueue.py); send_task in a thread otherwise
     fast_queue = EventQueue.for_app(celery_app, ledger, queue, settings.idempotency_ttl)
     decisions = DecisionStore(ledger.redis, settings.key_prefix, settings.feedback_retention)
+    stories = StoryIndex(ledger.redis, settings.key_prefix, settings.story_window_days)
     model = _Model(load_tagger or (lambda: Tagger.load(settings.model_dir)))
     previews = {"running": 0}
 
@@ -120,7 +122,7 @@ def create_ingress(settings: Settings, celery_app, ledger: Ledger, *, demo_inbox
             if model.tagger is None:
                 return _model_unavailable(model)
             try:
-                result = await run_in_threadpool(_preview, model.tagger, decisions, settings, client.id, article)
+                result = await run_in_threadpool(_preview, model.tagger, decisions, stories, settings, client.id, article)
             except redis.RedisError as exc:
                 log.error("preview for %s: Redis unavailable (%s)", client.id, type(exc).__name__)
                 return _error(503, "the service's store is unavailable; retry later", headers={"retry-after": "5"})
@@ -221,12 +223,18 @@ def _model_unavailable(model: _Model) -> Response:
     return _error(503, "the model is still loading; retry shortly", headers={"retry-after": "1"})
 
 
-def _preview(tagger: Tagger, decisions: DecisionStore, settings: Settings, client_id: str, article) -> dict:
-    """Tag one article now; remember the model's result and apply the editors' decisions."""
-    parsed = parse_article({"id": article.id, "title": article.title, "body": article.body}, max_body_bytes=settings.max_body_bytes)
-    result = tagger.tag(parsed)
+def _preview(tagger: Tagger, decisions: DecisionStore, stories: StoryIndex, settings: Settings, client_id: str, article) -> dict:
+    """Tag one article now, with its story's tags if recent versions are known (the index is
+    only read: a draft joins no story); remember the model's result and apply the editors'
+    decisions."""
+    parsed = parse_article({"id": article.id, "title": article.title, "body": article.body, "url": article.url},
+                           max_body_bytes=settings.max_body_bytes)
+    (result,), (signature,) = tagger.tag_signed([parsed])
+    placed = stories.place(client_id, article.id, article.revision, signature, result, write=False)
+    client = settings.client(client_id)
+    story = tagger.harmonise([v.result for v in placed.versions], placed.story_id, client.story_tags)[0]
     (remembered,) = decisions.exchange(client_id, [(article.id, article.revision, result)])
-    return apply_decisions(result, remembered)[0]
+    return apply_decisions(story, remembered)[0]
 
 
 def render_metrics(ledger: Ledger, queues: list[str], decisions: DecisionStore) -> str:

@@ -23,6 +23,7 @@ from .delivery import CallbackSession, next_delay, post_callback
 from .events import PublishEvent
 from .ledger import Ledger
 from .settings import Settings
+from .story_index import StoryIndex, tag_digest
 
 log = logging.getLogger("autotag.pipeline")
 # while a first attempt runs inline, the schedule holds the delivery this far in the future
@@ -40,6 +41,7 @@ class Runtime:
     load_tagger: Callable[[], Tagger]
     _tagger: Tagger | None = None
     _decisions: DecisionStore | None = None
+    _stories: StoryIndex | None = None
     http: CallbackSession = field(default_factory=CallbackSession)
     _lanes: list = field(default_factory=list)
 
@@ -53,6 +55,13 @@ class Runtime:
         """After a fork: sockets must not be shared with the parent (the loaded tagger is)."""
         self.ledger.redis.connection_pool.reset()
         self.http, self._lanes = CallbackSession(), []
+
+    @property
+    def stories(self) -> StoryIndex:
+        """The live story index, on the ledger's Redis connection."""
+        if self._stories is None:
+            self._stories = StoryIndex(self.ledger.redis, self.settings.key_prefix, self.settings.story_window_days)
+        return self._stories
 
     @property
     def decisions(self) -> DecisionStore:
@@ -85,30 +94,23 @@ def process_event(runtime: Runtime, message: dict, retries: int = 0) -> str:
     if starts - retries > MAX_TASK_STARTS:  # the earlier tasks died with their worker (killed, out of memory)
         return _poison(ledger, settings, client_id, event.id, f"the worker died {starts - retries - 1} times while handling this event")
     if not event.tags_wanted:
+        runtime.stories.forget(client_id, event.article.id)
         cancelled = ledger.unpublish(client_id, event.article.id, event.article.revision)
         ledger.mark_event_done(client_id, event.id, settings.idempotency_ttl)
         ledger.count("events_unpublished")
         return "cancelled" if cancelled else "unpublished"
     try:
         article = parse_article(
-            {"id": event.article.id, "title": event.article.title, "body": event.article.body},
+            {"id": event.article.id, "title": event.article.title, "body": event.article.body, "published_at": event.occurred_at},
             max_body_bytes=settings.max_body_bytes,
         )
-        result = runtime.tagger.tag(article)
+        (result,), (signature,) = runtime.tagger.tag_signed([article])
     except Exception as exc:  # poison input: record it, never block the queue on it
         return _poison(ledger, settings, client_id, event.id, f"{type(exc).__name__}: {exc}")
+    story, versions = tag_story(runtime, client_id, article.id, event.article.revision, signature, result)
     (remembered,) = runtime.decisions.exchange(client_id, [(event.article.id, event.article.revision, result)])
-    result = apply_decisions(result, remembered)[0]
-    payload = {
-        "type": "article.tags",
-        "reason": "publish",
-        "event_id": event.id,
-        "article": {"id": event.article.id, "revision": event.article.revision},
-        "model_version": result["model_version"],
-        "topics": result["topics"],
-        "regions": result["regions"],
-        "suggested": result["suggested"],
-    }
+    result = apply_decisions(story, remembered)[0]  # an editor's decision wins over the story's tags
+    payload = tags_payload(result, event.id, event.article.revision, "publish")
     message_id, outcome = ledger.schedule(
         client_id, event.id, event.article.id, event.article.revision, payload, received_at,
         due_at=time.time() + FIRST_ATTEMPT_LEASE, done_ttl=settings.idempotency_ttl,
@@ -116,12 +118,54 @@ def process_event(runtime: Runtime, message: dict, retries: int = 0) -> str:
     if outcome == "superseded":
         ledger.count("deliveries_superseded")
         return "superseded"
+    update_versions(runtime, client_id, versions)
     if outcome == "exists":  # a rerun of this task: the delivery's own record decides
         return attempt_delivery(runtime, message_id)
     # just scheduled, atomically, as the article's pending delivery: try it at once
     record = {"id": message_id, "client": client_id, "article": event.article.id, "revision": event.article.revision,
               "attempts": 0, "received_at": received_at, "state": "pending"}
     return _attempt(runtime, record, payload)
+
+
+def tags_payload(result: dict, event_id: str, revision, reason: str) -> dict:
+    """The callback's body: the article's tags, and why they are sent (publish, story, retag)."""
+    return {"type": "article.tags", "reason": reason, "event_id": event_id, "article": {"id": result["id"], "revision": revision},
+            "model_version": result["model_version"], "topics": result["topics"], "regions": result["regions"],
+            "suggested": result["suggested"], "story": result["story"]}
+
+
+def tag_story(runtime: Runtime, client_id: str, article_id, revision, signature, result: dict) -> tuple[dict, list]:
+    """Place a freshly tagged article in its story and give it the story's tags (the client's
+    `story_tags` mode says how). Returns its result and, for every other version, the story's
+    tags for it: (Version, harmonised result)."""
+    client = runtime.settings.client(client_id)
+    placed = runtime.stories.place(client_id, article_id, revision, signature, result)
+    harmonised = runtime.tagger.harmonise([v.result for v in placed.versions], placed.story_id, client.story_tags if client else "shared")
+    runtime.stories.mark_sent(client_id, {article_id: tag_digest(harmonised[0])})
+    return harmonised[0], list(zip(placed.versions[1:], harmonised[1:]))
+
+
+def update_versions(runtime: Runtime, client_id: str, versions: list) -> int:
+    """A new version changed the story's tags: each earlier version whose tags change gets a
+    callback with them (reason "story"), scheduled at its own latest revision, so the ledger's
+    ordering holds (an older revision never after a newer one). Editors' decisions on each
+    version still win there. Returns how many were scheduled."""
+    changed = [(version, result) for version, result in versions if version.revision is not None and tag_digest(result) != version.sent]
+    if not changed:
+        return 0
+    remembered = runtime.decisions.decisions_for_many(client_id, [version.article_id for version, _ in changed])
+    now, entries = time.time(), []
+    for (version, result), decisions in zip(changed, remembered):
+        digest = tag_digest(result)
+        event_id = f"story-{result['story']['id']}-{digest}-{version.article_id}"
+        payload = tags_payload(apply_decisions(result, decisions)[0], event_id, version.revision, "story")
+        entries.append({"client_id": client_id, "event_id": event_id, "article_id": version.article_id, "revision": version.revision,
+                        "payload": payload, "received_at": now, "due_at": now})
+    outcomes = runtime.ledger.schedule_many(entries, done_ttl=runtime.settings.idempotency_ttl)
+    runtime.stories.mark_sent(client_id, {version.article_id: tag_digest(result) for version, result in changed})
+    scheduled = sum(outcome == "scheduled" for _, outcome in outcomes)
+    runtime.ledger.count("story_updates", scheduled)
+    return scheduled
 
 
 def _malformed_message(ledger: Ledger, settings: Settings, message, error: Exception) -> str:

@@ -33,6 +33,8 @@ class Client:
     # a re-tag posts over this many connections at once per worker process (within the run's
     # rate): a CMS answering in 50 ms takes 20 callbacks/s per connection, so one is not enough
     callback_connections: int = 4
+    # versions of one story: one tag set ("shared"), the others' tags as suggestions ("suggest"), or "off"
+    story_tags: str = "shared"
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class Settings:
     feedback_retention_days: int = 180
     # previews (`POST /v1/tag`) tagged at once per ingress process; more get a 429, never a queue
     preview_concurrency: int = 4
+    story_window_days: int = 3  # versions of one story are looked for among articles this recent
 
     @property
     def feedback_retention(self) -> int:
@@ -96,7 +99,7 @@ def load_settings(path: str | Path | None = None, environ: dict | None = None) -
 def _build(raw: dict, source: str) -> Settings:
     known = {"redis_url", "data_dir", "model_dir", "clients", "host", "port", "max_body_bytes", "retry_delays",
              "retry_jitter", "callback_timeout", "visibility_timeout", "task_time_limit", "signature_tolerance",
-             "idempotency_ttl", "key_prefix", "dispatch_lease", "feedback_retention_days", "preview_concurrency"}
+             "idempotency_ttl", "key_prefix", "dispatch_lease", "feedback_retention_days", "preview_concurrency", "story_window_days"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}")
@@ -127,11 +130,14 @@ def _build(raw: dict, source: str) -> Settings:
         dispatch_lease=_int(raw, "dispatch_lease", 120, source),
         feedback_retention_days=_int(raw, "feedback_retention_days", 180, source),
         preview_concurrency=_int(raw, "preview_concurrency", 4, source),
+        story_window_days=_int(raw, "story_window_days", 3, source),
     )
     if settings.task_time_limit >= settings.visibility_timeout:
         raise ConfigError(f"{source}: task_time_limit ({settings.task_time_limit}s) must be below visibility_timeout ({settings.visibility_timeout}s), or a slow task would run twice")
     if settings.feedback_retention_days < 1:
         raise ConfigError(f"{source}: feedback_retention_days must be at least 1")
+    if settings.story_window_days < 1:
+        raise ConfigError(f"{source}: story_window_days must be at least 1")
     if settings.preview_concurrency < 1:
         raise ConfigError(f"{source}: preview_concurrency must be at least 1")
     if not settings.retry_delays or min(settings.retry_delays) <= 0:
@@ -156,8 +162,11 @@ def _client(entry: object, index: int, source: str) -> Client:
     connections = entry.get("callback_connections", 4)
     if not isinstance(connections, int) or isinstance(connections, bool) or not 1 <= connections <= 64:
         raise ConfigError(f"{where}: callback_connections must be an integer from 1 to 64")
+    story_tags = entry.get("story_tags", "shared")
+    if story_tags not in ("shared", "suggest", "off"):
+        raise ConfigError(f"{where}: story_tags must be \"shared\", \"suggest\" or \"off\"")
     extra = sorted(set(entry) - {"id", "token", "callback_url", "callback_secret", "signing_secret", "allow_private_callback",
-                                 "callback_connections"})
+                                 "callback_connections", "story_tags"})
     if extra:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(extra)}")
     return Client(
@@ -168,6 +177,7 @@ def _client(entry: object, index: int, source: str) -> Client:
         signing_secret=signing,
         allow_private_callback=bool(entry.get("allow_private_callback", False)),
         callback_connections=connections,
+        story_tags=story_tags,
     )
 
 

@@ -1,0 +1,176 @@
+"""The live story index in Redis: which recent articles are versions of one story, and what the
+model said of each, within a time window (`story_window_days`, default 3).
+
+Keys (under the ledger's prefix, all expiring with the window):
+    story:{client}:entry:{article}   hash: signature, the model's own result, revision, story id,
+                                     the story's first version, and a digest of the tags last sent
+    story:{client}:key:{key}         set of article ids under one candidate key (a name or term)
+    story:{client}:members:{story}   set of the story's article ids
+    story:{client}:lock              held while one article is placed: two versions arriving at
+                                     once on two workers must see each other
+
+Per article that is one hash of about 3 KB and its 16 key memberships, gone after the window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from dataclasses import dataclass
+
+import redis
+
+from ..engine.stories import Signature, candidate_keys, joins, similarity, story_id
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+LOCK_SECONDS = 10  # a worker killed while holding the lock holds it this long at most
+
+
+@dataclass
+class Version:
+    """One version of a story as the index holds it."""
+
+    article_id: object
+    revision: int | None
+    result: dict  # the model's own result (no story, no editor decisions)
+    sent: str | None  # digest of the tag set last sent to the CMS for it
+
+
+@dataclass
+class Placed:
+    story_id: str
+    versions: list[Version]  # the article placed first, then the others
+    best: float = 0.0  # its closest match's score
+    first: str = ""  # the story's first version (its article id as JSON)
+    newer_known: bool = False  # the index already holds a newer revision of this article: nothing is recorded
+
+
+class StoryIndex:
+    def __init__(self, client: redis.Redis, prefix: str, window_days: int):
+        self.redis = client
+        self.prefix = prefix
+        self.ttl = window_days * 24 * 3600
+        self.window_days = window_days
+        self._release = client.register_script(_RELEASE)
+
+    def key(self, client_id: str, *parts) -> str:
+        return ":".join([self.prefix, "story", client_id, *map(str, parts)])
+
+    def place(self, client_id: str, article_id, revision: int | None, signature: Signature, result: dict, *,
+              write: bool = True) -> Placed:
+        """Find the article's story among recent articles, as a batch does (engine.stories.joins:
+        the story of its closest recent article, if it also matches that story's first version),
+        or start one; record it there with the model's result (unless `write` is False: a
+        preview only looks); return every version's latest result."""
+        if not write:
+            return self._find(client_id, article_id, revision, signature, result)
+        token = self._lock(client_id)
+        try:
+            placed = self._find(client_id, article_id, revision, signature, result)
+            if not placed.newer_known:
+                self._record(client_id, article_id, revision, signature, result, placed)
+            return placed
+        finally:
+            self._release(keys=[self.key(client_id, "lock")], args=[token])
+
+    def mark_sent(self, client_id: str, sent: dict) -> None:
+        """Remember the tag sets just sent (article id -> digest): a version is re-sent only when
+        its story's tags change."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for article_id, digest in sent.items():
+                pipe.hset(self.key(client_id, "entry", article_id), "sent", digest)
+            pipe.execute()
+
+    def forget(self, client_id: str, article_id) -> None:
+        """An unpublished article leaves its story (its tags no longer count)."""
+        entry = self.key(client_id, "entry", article_id)
+        sid = self.redis.hget(entry, "story")
+        with self.redis.pipeline(transaction=False) as pipe:
+            if sid:
+                pipe.srem(self.key(client_id, "members", sid.decode()), json.dumps(article_id))
+            pipe.delete(entry)
+            pipe.execute()
+
+    def _find(self, client_id: str, article_id, revision, signature: Signature, result: dict) -> Placed:
+        me = json.dumps(article_id)
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(self.key(client_id, "entry", article_id), "story", "revision", "first")
+            for key in candidate_keys(signature):
+                pipe.smembers(self.key(client_id, "key", key))
+            (own_story, own_revision, own_first), *found = pipe.execute()
+        candidates = sorted({member for members in found for member in members} - {me.encode()})
+        best, best_story, first = 0.0, None, None
+        if candidates:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for candidate in candidates:
+                    pipe.hmget(self.key(client_id, "entry", json.loads(candidate)), "signature", "story", "first")
+                entries = pipe.execute()
+            for raw_signature, raw_story, raw_first in entries:
+                if raw_signature is None:
+                    continue  # expired, or forgotten on unpublish
+                score = similarity(signature, Signature.from_json(json.loads(raw_signature)), self.window_days)
+                if score > best:
+                    best, best_story, first = score, raw_story.decode(), raw_first
+            if best_story is not None:
+                first_signature = self.redis.hget(self.key(client_id, "entry", json.loads(first)), "signature") if first else None
+                to_first = similarity(signature, Signature.from_json(json.loads(first_signature)), self.window_days) if first_signature else best
+                if not joins(best, to_first):
+                    best_story, first = None, None
+        if best_story is None and own_story:  # a new revision that matches nothing stays in its story
+            best_story, first = own_story.decode(), own_first
+        sid = best_story or story_id(article_id)
+        first = first.decode() if isinstance(first, bytes) else first
+        members = [json.loads(m) for m in self.redis.smembers(self.key(client_id, "members", sid))]
+        others = [m for m in members if m != article_id]
+        versions = [Version(article_id, revision, result, None)]
+        if others:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for other in others:
+                    pipe.hmget(self.key(client_id, "entry", other), "result", "revision", "sent")
+                for other, (raw_result, raw_revision, sent) in zip(others, pipe.execute()):
+                    if raw_result is not None:
+                        versions.append(Version(other, int(raw_revision) if raw_revision else None, json.loads(raw_result),
+                                                sent.decode() if sent else None))
+        newer = own_revision not in (None, b"") and revision is not None and int(own_revision) > revision
+        return Placed(sid, versions, best, first or me, newer_known=newer)
+
+    def _record(self, client_id: str, article_id, revision, signature: Signature, result: dict, placed: Placed) -> None:
+        entry = self.key(client_id, "entry", article_id)
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(entry, mapping={"signature": json.dumps(signature.as_json(), ensure_ascii=False),
+                                      "result": json.dumps(_compact(result), ensure_ascii=False),
+                                      "revision": "" if revision is None else revision, "story": placed.story_id,
+                                      "first": placed.first})
+            pipe.expire(entry, self.ttl)
+            for key in candidate_keys(signature):
+                pipe.sadd(self.key(client_id, "key", key), json.dumps(article_id))
+                pipe.expire(self.key(client_id, "key", key), self.ttl)
+            members = self.key(client_id, "members", placed.story_id)
+            pipe.sadd(members, json.dumps(article_id))
+            pipe.expire(members, self.ttl)
+            pipe.execute()
+
+    def _lock(self, client_id: str) -> str:
+        token, name, deadline = uuid.uuid4().hex, self.key(client_id, "lock"), time.monotonic() + 2 * LOCK_SECONDS
+        while not self.redis.set(name, token, nx=True, ex=LOCK_SECONDS):
+            if time.monotonic() > deadline:
+                raise redis.TimeoutError(f"story index of client {client_id} stayed locked")
+            time.sleep(0.002)
+        return token
+
+
+def tag_digest(result: dict) -> str:
+    """What a CMS sees of a result's tags: the topics and countries given, and the suggested."""
+    given = [sorted(t["tag"] for t in result["topics"]), sorted(r["code"] for r in result["regions"]),
+             sorted(t["tag"] for t in result["suggested"]["topics"]), sorted(r["code"] for r in result["suggested"]["regions"])]
+    return hashlib.sha256(json.dumps(given).encode()).hexdigest()[:16]
+
+
+def _compact(result: dict) -> dict:
+    """The result as the story needs it later: tags with scores and evidence, nothing else."""
+    return {key: result[key] for key in ("id", "model_version", "topics", "regions", "suggested")}
