@@ -118,3 +118,18 @@ def test_an_interrupted_run_resumes_and_delivers_each_article_once(tmp_path):
         assert len({r["headers"]["webhook-id"] for r in cms.received}) == 24
     finally:
         cms.stop()
+
+
+def test_a_retag_gives_versions_of_one_story_one_tag_set(tmp_path):
+    from .test_stories import REWRITE, WIRE
+    from .test_stories_live import SANCTIONS
+
+    archive = write_jsonl(tmp_path / "a.jsonl", [{"id": "v1", "title": WIRE[0], "body": WIRE[1]}, {"id": "other", **WEATHER},
+                                                 {"id": "v2", "title": REWRITE[0], "body": REWRITE[1] + SANCTIONS}])
+    for mode, shared in (("shared", True), ("off", False)):
+        run = retag(tmp_path, archive, "--local", "--no-callback", "--stories", mode, "--out", tmp_path / f"{mode}.jsonl")
+        assert run.returncode == 0, run.stderr
+        results = {r["id"]: r for r in map(json.loads, open(tmp_path / f"{mode}.jsonl"))}
+        assert results["v1"]["story"] == results["v2"]["story"] != results["other"]["story"]
+        topics = {key: {t["tag"] for t in results[key]["topics"]} for key in ("v1", "v2")}
+        assert (topics["v1"] == topics["v2"] == {"arms-deals", "sanctions"}) is shared

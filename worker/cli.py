@@ -125,6 +125,8 @@ def _parser() -> argparse.ArgumentParser:
     retag.add_argument("--status", metavar="RUN_ID", help="show a run's progress")
     retag.add_argument("--model", type=Path, default=None)
     retag.add_argument("--max-body-bytes", type=int, default=2 * 1024 * 1024)
+    retag.add_argument("--stories", choices=("shared", "suggest", "off"), default=None,
+                       help="versions of one story within a chunk: one tag set (default: the client's story_tags, else shared)")
     retag.set_defaults(run=_run_retag)
 
     feedback = commands.add_parser("feedback", help="what editors decided about the model's tags")
@@ -410,6 +412,7 @@ def _run_retag(args) -> int:
                    "max_body_bytes": args.max_body_bytes}
         if not options["no_callback"]:
             options["client"] = _retag_client(load_settings(), args.client).id
+        options["stories"] = args.stories or _client_story_mode(load_settings(), options["client"])
         if not args.local:
             if queued_ledger is None:
                 raise InputError("a queued re-tag needs redis_url (or AUTOTAG_REDIS_URL) and running workers; or add --local")
@@ -426,7 +429,8 @@ def _run_retag(args) -> int:
     editors = _local_editor_memory(load_settings(), options)
     try:
         summary = run_local(run, tagger, client=client, rate=options["rate"], out=out, errors_out=sys.stderr,
-                            max_body_bytes=options["max_body_bytes"], progress=sys.stderr.isatty(), editors=editors)
+                            max_body_bytes=options["max_body_bytes"], progress=sys.stderr.isatty(), editors=editors,
+                            stories=options.get("stories", "shared"))
     except KeyboardInterrupt:
         print(f"autotag: interrupted; continue with: autotag retag --resume {run.run_id}", file=sys.stderr)
         return 130
@@ -498,6 +502,12 @@ def _local_editor_memory(settings, options: dict):
                          "cannot be applied; start it, or unset redis_url to apply only the export's marks") from exc
     store = DecisionStore(connection, settings.key_prefix, settings.feedback_retention)
     return EditorMemory(store, client_id, remember=not options["no_callback"])
+
+
+def _client_story_mode(settings, client_id) -> str:
+    """A re-tag tags stories as the receiving client asks (`story_tags`), else shares them."""
+    client = settings.client(client_id) if client_id else (settings.clients[0] if len(settings.clients) == 1 else None)
+    return client.story_tags if client else "shared"
 
 
 def _retag_client(settings, client_id):

@@ -31,6 +31,7 @@ from ..errors import InputError
 from ..service.decision_store import DecisionStore
 
 CHUNK_SIZE = 200
+STORY_BLOCK = 2000  # a local run looks for a story's versions within this many consecutive articles
 
 @dataclass
 class Summary:
@@ -60,10 +61,11 @@ def chunks(lines: Iterator[ArchiveLine], size: int = CHUNK_SIZE) -> Iterator[lis
         yield chunk
 
 
-def retag_chunk(tagger: Tagger, chunk: list[ArchiveLine], editors: EditorMemory | None = None) -> list[dict]:
-    """Tag a chunk as one batch and apply the editors' decisions (the export's marks, over those
-    the service remembers from feedback when `editors` is given); one result per line."""
-    results = tagger.tag_many([line.article for line in chunk])
+def retag_chunk(tagger: Tagger, chunk: list[ArchiveLine], editors: EditorMemory | None = None, stories: str = "shared") -> list[dict]:
+    """Tag a chunk as one batch, versions of one story within it given one tag set (`stories`
+    mode), then apply the editors' decisions (the export's marks, over those the service
+    remembers from feedback when `editors` is given); one result per line."""
+    results = tagger.tag_many([line.article for line in chunk], stories=stories)
     remembered = editors.decisions(chunk, results) if editors else [NO_DECISIONS] * len(chunk)
     return [apply_editor_decisions(line, result, decisions) for line, result, decisions in zip(chunk, results, remembered)]
 
@@ -186,9 +188,11 @@ class LocalRun:
 
 
 def run_local(run: LocalRun, tagger: Tagger, *, client=None, rate: float | None, out, errors_out, max_body_bytes: int,
-              progress: bool, timeout: float = 10.0, editors: EditorMemory | None = None) -> Summary:
-    """Stream the run's input from its checkpoint: tag in chunks, keep editor decisions, write
-    results to `out` (if given) and deliver them to `client` (unless None: a dry run)."""
+              progress: bool, timeout: float = 10.0, editors: EditorMemory | None = None, stories: str = "shared") -> Summary:
+    """Stream the run's input from its checkpoint: tag in chunks (of STORY_BLOCK articles when
+    stories are found, so that versions near each other in the export meet), keep editor
+    decisions, write results to `out` (if given) and deliver them to `client` (unless None: a
+    dry run)."""
     from ..service.delivery import CallbackSession, post_callback
     from ..service.ledger import delivery_id
 
@@ -199,9 +203,9 @@ def run_local(run: LocalRun, tagger: Tagger, *, client=None, rate: float | None,
     errors: list = []
     with open(run.input_path, "rb") as stream, _progress_bar(run.input_path, progress) as bar, _StopOnInterrupt() as stop:
         lines = (line for line in read_archive(stream, max_body_bytes=max_body_bytes, errors=errors) if line.line_no > run.processed_line)
-        for chunk in chunks(lines):
+        for chunk in chunks(lines, CHUNK_SIZE if stories == "off" else STORY_BLOCK):
             changes = open(run.directory / "changes.jsonl", "a", encoding="utf-8")
-            for result, line in zip(retag_chunk(tagger, chunk, editors), chunk):
+            for result, line in zip(retag_chunk(tagger, chunk, editors, stories), chunk):
                 add_to_summary(summary, result)
                 entry = change_entry(line, result)
                 if entry:
@@ -236,7 +240,7 @@ def callback_payload(result: dict, run_id: str) -> dict:
     return {"type": "article.tags", "reason": "retag", "event_id": f"retag-{run_id}-{result['id']}",
             "article": {"id": result["id"], "revision": result.get("revision")},
             "model_version": result["model_version"], "topics": result["topics"], "regions": result["regions"],
-            "suggested": result["suggested"]}
+            "suggested": result["suggested"], "story": result["story"]}
 
 
 class Pace:

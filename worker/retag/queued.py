@@ -72,7 +72,7 @@ def process_chunk(runtime, run_id: str, index: int, encoded: list[dict]) -> str:
     options = json.loads(meta["options"])
     lines = [decode_line(item) for item in encoded]
     editors = _editor_memory(runtime, options)
-    results = retag_chunk(runtime.tagger, lines, editors)
+    results = retag_chunk(runtime.tagger, lines, editors, options.get("stories", "shared"))
 
     summary = Summary()
     for result in results:
