@@ -7,8 +7,6 @@ one pytest invocation without Django settings of their own."""
 import os
 import secrets
 import tempfile
-import threading
-import time
 
 _TMP = tempfile.mkdtemp(prefix="autotag-wagtail-tests-")
 os.environ["DJANGO_SETTINGS_MODULE"] = "wagtail_autotag.demo.settings"
@@ -53,8 +51,7 @@ def site_root(transactional_db):
 
 
 def wait_for_outbox_threads(timeout: float = 20.0) -> None:
-    """Sending threads started after commit finish before the test's database is flushed."""
-    deadline = time.monotonic() + timeout
-    for thread in threading.enumerate():
-        if thread.name.startswith("autotag-outbox-"):
-            thread.join(max(0.1, deadline - time.monotonic()))
+    """What the sender thread was handed is tried before the test's database is flushed."""
+    from wagtail_autotag.outbox import sender
+
+    sender.wait_idle(timeout)

@@ -11,7 +11,9 @@ as a systemd service; see the README).
 from __future__ import annotations
 
 import logging
+import queue as queue_module
 import threading
+import time
 from collections import Counter
 from datetime import datetime, timedelta
 
@@ -118,20 +120,48 @@ def _retry(message: OutboxMessage, attempts: int, conf: AutotagSettings, status,
     return RETRY
 
 
+class _Sender:
+    """One thread per process sends what was committed, in commit order, so a page's messages
+    never race each other; the rows are the durable record, this queue is only a prompt."""
+
+    def __init__(self):
+        self.queue: queue_module.Queue = queue_module.Queue()
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+
+    def submit(self, pk: int) -> None:
+        with self.lock:
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._run, name="autotag-outbox-sender", daemon=True)
+                self.thread.start()
+        self.queue.put(pk)
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """True once everything submitted has been tried (for tests and orderly shutdowns)."""
+        deadline = time.monotonic() + timeout
+        while self.queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return not self.queue.unfinished_tasks
+
+    def _run(self) -> None:
+        while True:
+            pk = self.queue.get()
+            try:
+                close_old_connections()
+                message = OutboxMessage.objects.filter(pk=pk).values("page_id").first()
+                if message is not None:
+                    deliver_page(message["page_id"], pk)
+            except Exception:  # the row stays pending: `autotag_outbox` sends it later
+                log.exception("autotag: sending outbox message %s after commit failed; it stays pending", pk)
+            finally:
+                connection.close()
+                self.queue.task_done()
+
+
+sender = _Sender()
+
+
 def _send_in_background(pk: int) -> None:
-    """After commit: send in a thread, so a slow or absent service never holds up the editor."""
-    message = OutboxMessage.objects.filter(pk=pk).values("page_id").first()
-    if message is None:
-        return
-    thread = threading.Thread(target=_send_thread, args=(message["page_id"], pk), name=f"autotag-outbox-{pk}", daemon=True)
-    thread.start()
-
-
-def _send_thread(page_id, pk: int) -> None:
-    close_old_connections()
-    try:
-        deliver_page(page_id, pk)
-    except Exception:  # the row stays pending: `autotag_outbox` sends it later
-        log.exception("autotag: sending outbox message %s after commit failed; it stays pending", pk)
-    finally:
-        connection.close()
+    """After commit: hand the message to the process' sender thread, so a slow or absent service
+    never holds up the editor's request."""
+    sender.submit(pk)
