@@ -20,6 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+PLUGIN_DIR = Path(__file__).resolve().parents[1]
+
 
 def subset(sources: list[Path], limit: int, out: Path, spread: bool = False) -> list[dict]:
     """`limit` articles with a string id, title and body, reduced to those three fields: the first
@@ -83,17 +85,18 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true", help="print the verdicts as one JSON document")
     parser.add_argument("--timeout", type=float, default=900)
     args = parser.parse_args(argv)
-    bin_dir = Path(sys.executable).parent
     # neither the caller's Django settings nor its autotag config: the demo brings its own
     env = {key: value for key, value in os.environ.items()
            if not (key.startswith(("AUTOTAG_", "DJANGO_")) and key != "AUTOTAG_MODEL")}
+    # the plugin from this checkout, whether or not it is pip-installed (the root test run has it on its path only)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PLUGIN_DIR), env.get("PYTHONPATH")]))
     with tempfile.TemporaryDirectory(prefix="autotag-demo-check-") as tmp:
         articles = Path(tmp) / "articles.jsonl"
         chosen = subset(args.articles, args.limit, articles, args.spread)
-        demo = subprocess.run([str(bin_dir / "autotag-wagtail-demo"), "--once", "--articles", str(articles),
+        demo = subprocess.run([sys.executable, "-m", "wagtail_autotag.demo.run", "--once", "--articles", str(articles),
                                "--data-dir", str(Path(tmp) / "demo"), "--port", "0"],
                               capture_output=True, text=True, timeout=args.timeout, env=env)
-        tagged = subprocess.run([str(bin_dir / "autotag"), "tag", str(articles)], capture_output=True, text=True,
+        tagged = subprocess.run([sys.executable, "-m", "worker.cli", "tag", str(articles)], capture_output=True, text=True,
                                 timeout=args.timeout, env=env)
     if demo.returncode != 0 or tagged.returncode != 0:
         print(f"demo exit {demo.returncode}, autotag tag exit {tagged.returncode}\n{demo.stderr[-3000:]}\n{tagged.stderr[-2000:]}",
