@@ -407,7 +407,18 @@ def default_articles() -> Path:
     return path
 
 
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM (systemd, `kill`) both stop the demo in order: the service, then the site.
+    SIGINT is restored too: a shell starting the demo in the background would leave it ignored."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def run(args) -> int:
+    _stop_on_signals()
     try:
         import worker  # noqa: F401  (the service this demo starts)
     except ImportError as exc:
