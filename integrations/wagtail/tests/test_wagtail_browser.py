@@ -7,7 +7,6 @@ AUTOTAG_UPDATE_SCREENSHOT=1 also writes the panel's screenshot to docs/wagtail-p
 import os
 import shutil
 import tempfile
-from pathlib import Path
 
 import pytest
 from selenium import webdriver

@@ -1,6 +1,5 @@
 """Editors' decisions reach the service's /v1/feedback through the outbox, and the next revision honours them."""
 
-import json
 
 from django.contrib.auth import get_user_model
 from wagtail.models import PageLogEntry

@@ -10,7 +10,7 @@ from wagtail.models import Page
 
 from .article import page_article
 from .conf import AutotagSettings
-from .models import BY_EDITOR, REGION, TOPIC, PageTag
+from .models import BY_EDITOR, TOPIC, PageTag
 
 
 def export_lines(conf: AutotagSettings) -> Iterator[dict]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 
+from django.utils import timezone
 from wagtail.signals import page_published, page_unpublished
 
 from . import outbox
@@ -45,8 +46,6 @@ def on_page_unpublished(sender, instance, **kwargs) -> None:
 
 
 def _queue_event(page, event_type: str, article: dict) -> None:
-    from django.utils import timezone
-
     event_id = f"wagtail-{page.pk}-{article['revision']}-{event_type.split('.')[1]}-{secrets.token_hex(4)}"
     payload = {"id": event_id, "type": event_type, "occurred_at": timezone.now().isoformat(), "article": article}
     outbox.queue(OutboxMessage.EVENT, event_id, payload, page.pk)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 from django.core.exceptions import PermissionDenied
@@ -106,7 +105,3 @@ class ReviewView(WagtailAdminTemplateMixin, TemplateView):
             rows.append({"page": page, "suggestions": suggestions, "count": page.suggested, "latest": page.latest})
         context["rows"] = rows
         return context
-
-
-def _json(value) -> str:
-    return json.dumps(value, ensure_ascii=False)
