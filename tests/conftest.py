@@ -11,6 +11,7 @@ from worker.engine.training import TrainingOptions, train
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 SEEDS = sorted((SHARED / "seeds").glob("*.txt"))
+EDITOR_ARCHIVE = ROOT / "tests" / "data" / "editor_archive.jsonl"  # an export written for the tests
 PER_FILE = 14  # articles taken from each corpus file: ~110 in all, every label and hard negatives
 
 

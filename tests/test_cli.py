@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from .conftest import ROOT, write_jsonl
+from .conftest import EDITOR_ARCHIVE, ROOT, write_jsonl
 
 GOOD = {"id": "g1", "title": "Treasury sanctions shipping firms", "body": "The Treasury imposed sanctions on six shipping firms in Dubai accused of moving Iranian oil."}
 
@@ -16,13 +16,14 @@ def autotag(*args, stdin: bytes | None = None):
 
 
 def test_good_lines_give_one_result_each(tiny_bundle, tmp_path):
-    second = dict(GOOD, id=2, body="<p>Russian troops shelled Kharkiv overnight.</p>")
+    second = dict(GOOD, id=2, title="Kharkiv shelled", body="<p>Russian troops shelled Kharkiv overnight.</p>")
     run = autotag("tag", str(write_jsonl(tmp_path / "in.jsonl", [GOOD, second])), "--model", str(tiny_bundle))
     assert run.returncode == 0, run.stderr
     results = [json.loads(line) for line in run.stdout.splitlines()]
     assert [r["id"] for r in results] == ["g1", 2]
     for result in results:
-        assert set(result) == {"id", "model_version", "topics", "regions", "suggested"}
+        assert set(result) == {"id", "model_version", "topics", "regions", "suggested", "story"}
+        assert result["story"]["versions"] == 1 and result["story"]["id"].startswith("st-")  # two different stories
         assert set(result["suggested"]) == {"topics", "regions"}
         for tag in result["topics"]:
             assert set(tag) == {"tag", "score", "evidence", "by"} and 0 <= tag["score"] <= 1 and tag["by"] == "model"
@@ -78,6 +79,34 @@ def test_evaluate_prints_metrics_as_json(tiny_bundle, tiny_corpus):
     assert report["articles"] > 100
     assert set(report["topics"]["per_label"]) == {"arms-deals", "sanctions", "ukraine-front"}
     assert 0 < report["regions"]["micro"]["f1"] <= 1
+
+
+def test_train_with_an_archive_prints_both_trainings_side_by_side(tiny_corpus, tmp_path):
+    out = tmp_path / "bundle"
+    run = autotag("train", "--corpus", str(tiny_corpus), "--archive", str(EDITOR_ARCHIVE), "--out", str(out), "--folds", "3")
+    assert run.returncode == 1, run.stderr  # bundle written, but lines were skipped
+    stderr = run.stderr.decode().splitlines()
+    assert [json.loads(line)["line"] for line in stderr if line.startswith("{")] == [13, 22, 30]
+    assert any("warning" in line and "climate (2)" in line for line in stderr)
+    stdout = run.stdout.decode()
+    assert "archive: 24 articles with editor decisions from 27 good lines" in stdout
+    assert "topics 12 set / 11 removed" in stdout and "training twice" in stdout
+    lines = stdout.splitlines()
+    title = next(i for i, line in enumerate(lines) if line.startswith("cross-validated figures"))
+    assert lines[title + 1].split() == ["corpus", "alone", "corpus", "+", "archive"]
+    blocks = lines[title + 2:]
+    assert [line for line in blocks if not line.startswith(" ")] == ["arms-deals", "sanctions", "ukraine-front", "regions"]
+    for name in ("corpus rows", "archive rows"):
+        rows = [line for line in blocks if line.strip().startswith(name)]
+        assert len(rows) == 4 and all(line.count("F1 ") == 2 for line in rows), rows
+    assert all(line.count("accept ") == 2 for line in blocks if "thresholds" in line)
+    assert json.loads((out / "manifest.json").read_text())["archive"]["articles"] == 24
+
+
+def test_train_refuses_an_unreadable_archive(tiny_corpus, tmp_path):
+    run = autotag("train", "--corpus", str(tiny_corpus), "--archive", str(tmp_path / "absent.jsonl"), "--out", str(tmp_path / "b"))
+    assert run.returncode == 2 and run.stderr.decode().startswith("autotag: cannot read")
+    assert not (tmp_path / "b").exists()
 
 
 @pytest.mark.parametrize("command", ["tag", "evaluate", "train", "bench"])

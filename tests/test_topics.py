@@ -57,3 +57,30 @@ def test_fit_rejects_a_label_matrix_of_the_wrong_shape():
 
     with pytest.raises(ValueError):
         TopicClassifier().fit(["a b", "c d"], np.zeros((2, 2)), ["x"])
+
+
+def test_cells_not_known_are_left_out_of_the_fit_whatever_they_hold(tiny_corpus):
+    corpus = load_corpus(tiny_corpus)
+    labels = corpus.labels
+    texts = [clean_article(a.title, a.body).text for a in corpus.articles]
+    Y = np.array([[label in a.topics for label in labels] for a in corpus.articles], dtype=np.int8)
+    known = np.ones(Y.shape, dtype=bool)
+    known[::4, 0] = False  # a quarter of the rows say nothing about the first label
+    flipped = Y.copy()
+    flipped[~known] = 1 - flipped[~known]
+    one = TopicClassifier().fit(texts, Y, labels, known=known)
+    other = TopicClassifier().fit(texts, flipped, labels, known=known)
+    assert np.array_equal(one.coef_, other.coef_)
+    assert np.array_equal(one.stage2_coef_, other.stage2_coef_)
+    assert np.array_equal(one.predict_proba(texts[:10]), other.predict_proba(texts[:10]))
+    # and the cells do count once they are known
+    assert not np.array_equal(TopicClassifier().fit(texts, flipped, labels).coef_, one.coef_)
+
+
+def test_a_mask_with_every_cell_known_fits_exactly_as_no_mask(tiny_corpus):
+    corpus = load_corpus(tiny_corpus)
+    texts = [clean_article(a.title, a.body).text for a in corpus.articles]
+    Y = np.array([[label in a.topics for label in corpus.labels] for a in corpus.articles], dtype=np.int8)
+    plain = TopicClassifier().fit(texts, Y, corpus.labels)
+    masked = TopicClassifier().fit(texts, Y, corpus.labels, known=np.ones(Y.shape, dtype=bool))
+    assert np.array_equal(plain.coef_, masked.coef_) and np.array_equal(plain.stage2_coef_, masked.stage2_coef_)

@@ -2,7 +2,7 @@
 
     autotag tag INPUT            JSONL articles (or - for stdin) -> one JSON line of tags each
     autotag evaluate --data F    precision / recall / F1 against labeled articles
-    autotag train                corpus -> model bundle
+    autotag train                corpus (+ archive exports' editor decisions) -> model bundle
     autotag bench                in-process throughput, load time and peak memory
     autotag up                   the whole service on one machine (embedded Redis unless configured)
     autotag serve | worker       the HTTP ingress or a Celery worker alone (production)
@@ -27,6 +27,7 @@ from .jsonl import read_records
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2
 _TAG_BATCH = 64
+STORY_BLOCK = 2000  # articles held at once by `autotag tag` while their stories are found (about 3 KB each)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     tag.add_argument("input", help="JSONL file with id, title, body per line, or - for stdin")
     tag.add_argument("--model", type=Path, default=None, help="model bundle directory (default: models/bundle or $AUTOTAG_MODEL)")
     tag.add_argument("--max-body-bytes", type=int, default=2 * 1024 * 1024, help="reject bodies larger than this (default 2 MiB)")
+    tag.add_argument("--stories", choices=("shared", "suggest", "off"), default="shared",
+                     help="versions of one story: one tag set (shared, default), the others' tags as suggestions, or off")
+    tag.add_argument("--story-block", type=int, default=STORY_BLOCK, metavar="N",
+                     help=f"stories are looked for within blocks of N consecutive articles (default {STORY_BLOCK:,}): memory stays bounded")
     tag.set_defaults(run=_run_tag)
 
     evaluate = commands.add_parser("evaluate", help="score the model against labeled articles")
@@ -57,12 +62,16 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", type=Path, default=None)
     evaluate.add_argument("--json", action="store_true", help="print the full report as JSON")
     evaluate.add_argument("--worst", type=int, default=10, help="how many of the worst errors to list")
+    evaluate.add_argument("--stories", choices=("shared", "suggest", "off"), default="shared", help="how versions of one story are tagged")
     evaluate.set_defaults(run=_run_evaluate)
 
     train = commands.add_parser("train", help="train a model bundle from a corpus")
     train.add_argument("--corpus", type=Path, default=_repo_path("models", "corpus"), help="corpus .jsonl file or directory")
     train.add_argument("--out", type=Path, default=None, help="bundle directory to write (default: models/bundle)")
     train.add_argument("--folds", type=int, default=5, help="cross-validation folds for thresholds")
+    train.add_argument("--archive", type=Path, action="append", default=[], metavar="EXPORT",
+                       help="an archive export in the re-tag format whose editor decisions join the corpus (repeatable); "
+                            "prints cross-validated figures without and with it")
     train.add_argument("-v", "--verbose", action="store_true")
     train.set_defaults(run=_run_train)
 
@@ -137,10 +146,15 @@ def _run_tag(args) -> int:
     failed = 0
     batch = []
     out = sys.stdout
+    # without stories every 64 articles go out as they are tagged; with them, a block is tagged
+    # and harmonised together, so versions of one story within a block get one tag set
+    size = _TAG_BATCH if args.stories == "off" else max(1, args.story_block)
 
     def flush():
-        for result in tagger.tag_many([article for _, article in batch]):
-            out.write(json.dumps(result, ensure_ascii=False) + "\n")
+        articles = [article for _, article in batch]
+        for start in range(0, len(articles), size):
+            for result in tagger.tag_many(articles[start : start + size], stories=args.stories):
+                out.write(json.dumps(result, ensure_ascii=False) + "\n")
         batch.clear()
 
     for line_no, record, problem in read_records(stream, max_bytes=args.max_body_bytes + 64 * 1024):
@@ -152,7 +166,7 @@ def _run_tag(args) -> int:
             failed += 1
             _report_line_error(exc, line_no)
             continue
-        if len(batch) >= _TAG_BATCH:
+        if len(batch) >= size:
             flush()
     flush()
     out.flush()
@@ -169,7 +183,7 @@ def _report_line_error(exc: InputError, line_no: int) -> None:
 
 
 def _run_evaluate(args) -> int:
-    from .engine.evaluation import GoldArticle, format_report, score
+    from .engine.evaluation import GoldArticle, format_report, score, story_report
     from .engine.tagging import Tagger, parse_article
 
     tagger = Tagger.load(args.model)
@@ -185,10 +199,12 @@ def _run_evaluate(args) -> int:
                     topics=set(record.get("topics") or []),
                     regions=set(record.get("regions") or []),
                     regions_optional=set(record.get("regions_optional") or []),
+                    story=record.get("story"),
                 )
             )
-    report = score(gold, tagger.tag_many(articles), tagger.labels, worst=args.worst)
+    report = score(gold, tagger.tag_many(articles, stories=args.stories), tagger.labels, worst=args.worst)
     report["model_version"] = tagger.model_version
+    report["stories"] = story_report(gold, tagger, articles)
     print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else format_report(report))
     return EXIT_OK
 
@@ -197,6 +213,8 @@ def _run_train(args) -> int:
     from .engine.training import TrainingOptions, train
 
     out = args.out or default_bundle_path()
+    if args.archive:
+        return _train_with_archive(args, out)
     train(args.corpus, out, TrainingOptions(folds=args.folds))
     manifest = read_manifest(out)
     metrics = manifest["metrics"]["cross_validated"]
@@ -207,6 +225,28 @@ def _run_train(args) -> int:
     m, t = metrics["regions"], manifest["thresholds"]["regions"]
     print(f"  {'regions':<16} cv P {m['precision']:.3f} R {m['recall']:.3f} F1 {m['f1']:.3f}  accept {t['accept']:.2f} review {t['review']:.2f}")
     return EXIT_OK
+
+
+def _train_with_archive(args, out: Path) -> int:
+    from .engine.comparison import format_comparison
+    from .engine.corpus import load_corpus
+    from .engine.reviewed import load_reviewed
+    from .engine.training import TrainingOptions, train
+
+    corpus = load_corpus(args.corpus)
+    archive = load_reviewed(args.archive, corpus.labels)
+    for error in archive.bad_lines:
+        print(json.dumps(error, ensure_ascii=False), file=sys.stderr)
+    for warning in archive.warnings():
+        print(f"autotag: warning: {warning}", file=sys.stderr)
+    print(archive.summary())
+    print(f"training twice, to compare: {args.folds}-fold cross-validation of the corpus alone and of corpus + archive "
+          "over the same folds; the bundle is the one trained on corpus + archive", flush=True)
+    manifest = train(corpus, out, TrainingOptions(folds=args.folds), archive)
+    print(f"wrote {out} (model {read_manifest(out)['model_version']}, {manifest['corpus']['articles']} corpus articles "
+          f"+ {manifest['archive']['articles']} archive articles)")
+    print(format_comparison(manifest["metrics"]["comparison"], args.folds))
+    return EXIT_SOME_FAILED if archive.bad_lines else EXIT_OK
 
 
 def _run_bench(args) -> int:

@@ -25,6 +25,7 @@ class GoldArticle:
     topics: set[str]
     regions: set[str]
     regions_optional: set[str] = field(default_factory=set)
+    story: str | None = None  # versions of one story share it
 
 
 def prf(tp: int, fp: int, fn: int) -> dict:
@@ -80,6 +81,42 @@ def score(gold: list[GoldArticle], predicted: list[dict], labels: list[str], wor
     }
 
 
+def story_report(gold: list[GoldArticle], tagger, articles) -> dict:
+    """How the stories were found (pairwise precision and recall of "same story" against the
+    labels' `story`, and the labelled pairs missed), and what they did: identical topic and
+    region sets per labelled multi-version story, and micro-F1 without and with each mode."""
+    from .stories import group, pairs_within
+
+    results, signatures = tagger.tag_signed(articles)
+    groups = group([a.id for a in articles], signatures)
+    found = {frozenset(pair) for pair in pairs_within(groups)}
+    labelled = {}
+    for index, truth in enumerate(gold):
+        if truth.story:
+            labelled.setdefault(truth.story, []).append(index)
+    wanted = {frozenset((i, j)) for versions in labelled.values() for a, i in enumerate(versions) for j in versions[a + 1 :]}
+    report = {"stories_found": sum(1 for v in groups.members.values() if len(v) > 1),
+              "articles_in_multi_version_stories": sum(len(v) for v in groups.members.values() if len(v) > 1)}
+    if wanted:
+        hits = len(found & wanted)
+        report["same_story_pairs"] = {"precision": round(hits / len(found), 4) if found else 0.0, "recall": round(hits / len(wanted), 4),
+                                      "found": len(found), "labelled": len(wanted), "correct": hits,
+                                      "missed": sorted([gold[i].id, gold[j].id] for i, j in map(sorted, wanted - found)),
+                                      "wrong": sorted([gold[i].id, gold[j].id] for i, j in map(sorted, found - wanted))}
+    multi = [versions for versions in labelled.values() if len(versions) > 1]
+    modes = {}
+    for mode in ("none", "off", "suggest", "shared"):
+        tagged = results if mode == "none" else tagger.tag_many(articles, stories=mode, story_ids=groups.ids)
+        metrics = score(gold, tagged, tagger.labels, worst=0)
+        modes[mode] = {"topics_micro_f1": metrics["topics"]["micro"]["f1"], "regions_micro_f1": metrics["regions"]["micro"]["f1"]}
+        if multi:
+            modes[mode]["identical_topic_sets"] = sum(len({frozenset(t["tag"] for t in tagged[i]["topics"]) for i in v}) == 1 for v in multi)
+            modes[mode]["identical_region_sets"] = sum(len({frozenset(r["code"] for r in tagged[i]["regions"]) for i in v}) == 1 for v in multi)
+            modes[mode]["multi_version_stories"] = len(multi)
+    report["by_mode"] = modes
+    return report
+
+
 def format_report(report: dict) -> str:
     """The metrics as a table for a terminal."""
     lines = [f"{'topic':<18}{'precision':>10}{'recall':>8}{'f1':>8}{'tp':>6}{'fp':>5}{'fn':>5}"]
@@ -87,6 +124,22 @@ def format_report(report: dict) -> str:
     for name, m in rows:
         lines.append(f"{name:<18}{m['precision']:>10.3f}{m['recall']:>8.3f}{m['f1']:>8.3f}{m['tp']:>6}{m['fp']:>5}{m['fn']:>5}")
     lines.append(f"topics macro-F1 {report['topics']['macro_f1']:.3f} over {report['articles']} articles")
+    stories = report.get("stories")
+    if stories:
+        lines.append(f"\nstories: {stories['stories_found']} with several versions ({stories['articles_in_multi_version_stories']} articles)")
+        pairs = stories.get("same_story_pairs")
+        if pairs:
+            lines.append(f"  same-story pairs: precision {pairs['precision']:.3f}, recall {pairs['recall']:.3f} "
+                         f"({pairs['correct']} of {pairs['labelled']} labelled pairs found, {pairs['found'] - pairs['correct']} wrong)")
+            for a, b in pairs["missed"]:
+                lines.append(f"    missed: {a} / {b}")
+            for a, b in pairs["wrong"]:
+                lines.append(f"    wrong:  {a} / {b}")
+        lines.append(f"  {'mode':<9}{'topics F1':>10}{'regions F1':>11}{'same topics':>13}{'same regions':>14}")
+        for mode, m in stories["by_mode"].items():
+            same = (f"{m['identical_topic_sets']:>7}/{m['multi_version_stories']:<5}{m['identical_region_sets']:>8}/{m['multi_version_stories']}"
+                    if "identical_topic_sets" in m else "")
+            lines.append(f"  {mode:<9}{m['topics_micro_f1']:>10.3f}{m['regions_micro_f1']:>11.3f}{same}")
     if report["worst_errors"]:
         lines.append("\nworst errors:")
         for e in report["worst_errors"]:

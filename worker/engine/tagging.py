@@ -19,6 +19,7 @@ from .artifacts import default_bundle_path, load_bundle
 from ..errors import BundleError, InputError
 from .gazetteer import CountryMatcher
 from .regions import find_candidates, mention_evidence
+from .stories import Signature, SignatureMaker, group, harmonise, published_date
 from .text import CleanArticle, clean_article
 
 DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -32,6 +33,7 @@ class ArticleInput:
     id: str | int
     title: str
     body: str
+    published: str | None = None  # ISO date, when the record says (stories: versions fall within a window)
 
 
 def parse_article(record: object, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, line_no: int | None = None) -> ArticleInput:
@@ -63,7 +65,7 @@ def parse_article(record: object, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTE
         )
     if not body.strip():
         raise InputError("field 'body' is empty", field="body", article_id=article_id, line_no=line_no)
-    return ArticleInput(article_id, title, body)
+    return ArticleInput(article_id, title, body, published_date(record))
 
 
 class Tagger:
@@ -81,6 +83,9 @@ class Tagger:
         self.topic_review = [float(thresholds["topics"][label]["review"]) for label in self.labels]
         self.region_accept = float(thresholds["regions"]["accept"])
         self.region_review = float(thresholds["regions"]["review"])
+        self.accept = {("topics", label): accept for label, accept in zip(self.labels, self.topic_accept)}
+        self.accept.update({("regions", code): self.region_accept for code in country_names()})
+        self.signer = SignatureMaker.from_topic_model(topic_model)
         self._country_names = country_names()
 
     @classmethod
@@ -100,12 +105,35 @@ class Tagger:
     def tag(self, article: ArticleInput) -> dict:
         return self.tag_many([article])[0]
 
-    def tag_many(self, articles: list[ArticleInput]) -> list[dict]:
+    def tag_many(self, articles: list[ArticleInput], *, stories: str | None = None, story_ids: list[str] | None = None) -> list[dict]:
+        """Tags per article. `stories` (shared | suggest | off): find the versions of one story
+        in this batch (or take them from `story_ids`) and give them one tag set (see stories.py)."""
+        if stories is None:
+            return self.tag_signed(articles, sign=False)[0]
+        results, signatures = self.tag_signed(articles)
+        if story_ids is None:
+            story_ids = group([a.id for a in articles], signatures).ids
+        versions: dict[str, list[int]] = {}
+        for index, sid in enumerate(story_ids):
+            versions.setdefault(sid, []).append(index)
+        harmonised = list(results)
+        for sid, indices in versions.items():
+            for index, result in zip(indices, self.harmonise([results[i] for i in indices], sid, stories)):
+                harmonised[index] = result
+        return harmonised
+
+    def harmonise(self, results: list[dict], sid: str, mode: str) -> list[dict]:
+        """One story's versions given the story's tag set, by this model's thresholds."""
+        return harmonise(results, sid, self.accept, mode)
+
+    def tag_signed(self, articles: list[ArticleInput], *, sign: bool = True) -> tuple[list[dict], list[Signature] | None]:
+        """Tags per article and, with `sign`, each article's story signature (one cleaning)."""
         if not articles:
-            return []
+            return [], []
         cleaned = [_bounded(clean_article(a.title, a.body)) for a in articles]
         vectors = self.topic_model.vectorize([c.text for c in cleaned])
         rows = vectors.articles
+        signatures = self.signer.sign_many(cleaned, [a.published for a in articles], rows) if sign else None
         topic_scores = self.topic_model.scores(vectors)
         found = [find_candidates(c, self.matcher) for c in cleaned]
         all_features = [features for _, features in found if len(features)]
@@ -126,7 +154,7 @@ class Tagger:
                     "suggested": {"topics": suggested_topics, "regions": suggested_regions},
                 }
             )
-        return results
+        return results, signatures
 
     def _topics(self, rows, index: int, scores: list[float]) -> tuple[list, list]:
         accepted, suggested = [], []

@@ -72,7 +72,12 @@ class Vectors:
 
 
 class TopicClassifier(ClassifierMixin, BaseEstimator):
-    """Multi-label: `fit(texts, Y, labels)` with Y an (n_articles, n_labels) 0/1 matrix.
+    """Multi-label: `fit(texts, Y, labels, known=None)` with Y an (n_articles, n_labels) 0/1 matrix.
+
+    `known`, of Y's shape, marks the cells that are labels at all: an archive article carries
+    the editors' decisions on some tags only, and a cell nobody decided is left out of that
+    label's regressions (both stages) while the article's text still counts towards the
+    vocabulary. Without `known` (every cell known) fitting is exactly what it always was.
 
     Two stages per label. A logistic regression over the article's TF-IDF row says how much
     the whole article is about the topic; the same weights applied to every window of about a
@@ -89,10 +94,14 @@ class TopicClassifier(ClassifierMixin, BaseEstimator):
         self.max_df = max_df
         self.max_features = max_features
 
-    def fit(self, texts: list[str], Y: np.ndarray, labels: list[str]):
+    def fit(self, texts: list[str], Y: np.ndarray, labels: list[str], known: np.ndarray | None = None):
         Y = np.asarray(Y)
         if Y.shape != (len(texts), len(labels)):
             raise ValueError(f"Y has shape {Y.shape}, expected ({len(texts)}, {len(labels)})")
+        if known is not None:
+            known = np.asarray(known, dtype=bool)
+            if known.shape != Y.shape:
+                raise ValueError(f"known has shape {known.shape}, expected {Y.shape}")
         self.vectorizer_ = TfidfVectorizer(
             analyzer=analyze,
             min_df=self.min_df,
@@ -112,16 +121,18 @@ class TopicClassifier(ClassifierMixin, BaseEstimator):
         stacked = np.zeros((len(texts), len(labels), 2))
         folds = KFold(n_splits=min(STACK_FOLDS, len(texts)), shuffle=True, random_state=STACK_SEED)
         for train_index, test_index in folds.split(texts):
-            coef, intercept = self._fit_first_stage(vectors.articles[train_index], Y[train_index])
+            coef, intercept = self._fit_first_stage(vectors.articles[train_index], Y[train_index], _rows(known, train_index))
             held_out = self.vectorize([texts[i] for i in test_index])
             stacked[test_index] = self._stage_inputs(held_out, np.ascontiguousarray(coef.T), intercept)
-        self.coef_, self.intercept_ = self._fit_first_stage(vectors.articles, Y)
+        self.coef_, self.intercept_ = self._fit_first_stage(vectors.articles, Y, known)
         self.coef_by_feature_ = np.ascontiguousarray(self.coef_.T)
         self.stage2_coef_ = np.zeros((len(labels), 2))
         self.stage2_intercept_ = np.zeros(len(labels))
         for j in range(len(labels)):
+            rows = _known_rows(known, j)
+            inputs, truth = (stacked[:, j, :], Y[:, j]) if rows is None else (stacked[rows, j, :], Y[rows, j])
             # unweighted: its output is a probability calibrated on out-of-fold scores
-            stage2 = LogisticRegression(C=1.0, max_iter=1000).fit(stacked[:, j, :], Y[:, j])
+            stage2 = LogisticRegression(C=1.0, max_iter=1000).fit(inputs, truth)
             self.stage2_coef_[j] = stage2.coef_[0]
             self.stage2_intercept_[j] = stage2.intercept_[0]
         return self
@@ -168,11 +179,15 @@ class TopicClassifier(ClassifierMixin, BaseEstimator):
         order = np.argsort(-contributions)[:limit]
         return [str(self.feature_names_[indices[i]]) for i in order if contributions[i] > 0]
 
-    def _fit_first_stage(self, X: sparse.csr_matrix, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _fit_first_stage(self, X: sparse.csr_matrix, Y: np.ndarray, known: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         coef, intercept = [], []
         for column in range(Y.shape[1]):
+            rows = _known_rows(known, column)
             model = LogisticRegression(C=self.C, class_weight="balanced", solver="liblinear", max_iter=1000)
-            model.fit(X, Y[:, column])
+            if rows is None:
+                model.fit(X, Y[:, column])
+            else:
+                model.fit(X[rows], Y[rows, column])
             coef.append(model.coef_[0])
             intercept.append(model.intercept_[0])
         return np.vstack(coef).astype(np.float32), np.asarray(intercept, dtype=np.float32)
@@ -262,3 +277,14 @@ class TopicClassifier(ClassifierMixin, BaseEstimator):
         self.bigram_keys_ = keys[order]
         self.bigram_feature_ = np.array([feature for _, feature in bigrams], dtype=np.int64)[order]
 
+
+def _rows(known: np.ndarray | None, index: np.ndarray) -> np.ndarray | None:
+    return None if known is None else known[index]
+
+
+def _known_rows(known: np.ndarray | None, column: int) -> np.ndarray | None:
+    """Indices of the rows whose label in `column` is known, or None when every row's is
+    (nothing is then indexed, so a fully labeled corpus fits exactly as it always did)."""
+    if known is None or known[:, column].all():
+        return None
+    return np.flatnonzero(known[:, column])

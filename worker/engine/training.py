@@ -1,9 +1,10 @@
-"""`autotag train`: corpus -> cross-validated thresholds -> fitted models -> versioned bundle.
+"""`autotag train`: corpus (+ archive) -> cross-validated thresholds -> fitted models -> versioned bundle.
 
 Thresholds are chosen on out-of-fold scores (5-fold, fixed seed), never on the articles a
-model was fitted on: per topic the accept threshold is the point nearest 0.5 on the plateau
-where F1 is best, and the lower review threshold maximises F2 (recall-heavy) between half the accept
-threshold and 0.05 below it, so the review band holds the near misses an editor should see.
+model was fitted on (thresholds.py says how). Given an archive export, its editors' decisions
+join the corpus as partial labels (reviewed.py), cross-validation runs for the corpus alone and
+for corpus + archive over the same folds (crossval.py), and the manifest keeps both sets of
+figures side by side (comparison.py); the bundle written is the one trained with the archive.
 """
 
 from __future__ import annotations
@@ -13,23 +14,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import GroupKFold, KFold
 
 from .artifacts import save_bundle
+from .comparison import region_comparison, topic_comparison
 from .corpus import Corpus, load_corpus
+from .crossval import CORPUS_ONLY, SEED, WITH_ARCHIVE, salience_out_of_fold, topic_out_of_fold
 from ..errors import TrainingError
-from .evaluation import prf
 from .gazetteer import CountryMatcher, build_alias_table
-from .regions import FEATURES, SalienceClassifier, find_candidates
-from .text import CleanArticle, clean_article
+from .regions import FEATURES, SalienceClassifier
+from .reviewed import ReviewedArchive
+from .text import clean_article
+from .thresholds import choose_region_thresholds, choose_thresholds
 from .topics import TopicClassifier
+from .trainset import RegionRows, TopicRows, region_rows, topic_rows
 
 log = logging.getLogger(__name__)
 
-SEED = 20261122
 _MIN_POSITIVES = 5
-_THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.01), 2)
-_MIN_REVIEW_BAND = 0.05
 
 
 @dataclass(frozen=True)
@@ -39,44 +40,60 @@ class TrainingOptions:
     salience_iterations: int = 80
 
 
-def train(corpus_path: str | Path, out_dir: str | Path, options: TrainingOptions = TrainingOptions()) -> dict:
-    """Train every model on the corpus and write the bundle; returns what training put in the manifest."""
-    corpus = load_corpus(corpus_path)
+def train(corpus: Corpus | str | Path, out_dir: str | Path, options: TrainingOptions = TrainingOptions(),
+          archive: ReviewedArchive | None = None) -> dict:
+    """Train every model on the corpus (and the archive's decisions) and write the bundle;
+    returns what training put in the manifest."""
+    if not isinstance(corpus, Corpus):
+        corpus = load_corpus(corpus)
     labels = corpus.labels
     _check_trainable(corpus, labels, options.folds)
+    reviewed = archive.articles if archive is not None else []
+    if archive is not None and not reviewed:
+        raise TrainingError("the archive holds no editor decision on the corpus' topics or on countries; nothing to learn from it")
     cleaned = [clean_article(a.title, a.body) for a in corpus.articles]
-    texts = [c.text for c in cleaned]
-    Y = np.array([[label in a.topics for label in labels] for a in corpus.articles], dtype=np.int8)
+    reviewed_clean = [clean_article(a.title, a.body) for a in reviewed]
 
-    log.info("topics: %d-fold cross-validation over %d articles, labels %s", options.folds, len(texts), labels)
-    topic_oof = _topic_out_of_fold(texts, Y, labels, options)
-    topic_thresholds, topic_metrics = {}, {}
-    for j, label in enumerate(labels):
-        accept, review, metrics = choose_thresholds(topic_oof[:, j], Y[:, j])
-        topic_thresholds[label] = {"accept": accept, "review": review}
-        topic_metrics[label] = metrics
-    topic_model = TopicClassifier(C=options.topic_C).fit(texts, Y, labels)
+    rows = topic_rows(corpus, cleaned, reviewed, reviewed_clean, labels)
+    log.info("topics: %d-fold cross-validation over %d articles (%d from the archive), labels %s",
+             options.folds, len(rows.texts), int(rows.in_archive.sum()), labels)
+    topic_scores = topic_out_of_fold(rows, labels, options.folds, options.topic_C)
+    topic_thresholds = {regime: _topic_thresholds(scores, rows, labels, regime) for regime, scores in topic_scores.items()}
+    topic_model = TopicClassifier(C=options.topic_C).fit(rows.texts, rows.Y, labels, known=rows.known)
 
     alias_table = build_alias_table()
-    matcher = CountryMatcher(alias_table)
-    region_rows = salience_rows(corpus, cleaned, matcher)
-    if region_rows is None:
+    regions = region_rows(corpus, cleaned, reviewed, reviewed_clean, CountryMatcher(alias_table))
+    if regions is None:
         raise TrainingError("no article in the corpus carries region labels; add `regions` lists")
-    X, y, groups, weights, missed = region_rows
-    log.info("regions: %d candidate rows from %d articles (%d labeled regions never mentioned)", len(X), len(set(groups)), missed)
-    region_oof = _salience_out_of_fold(X, y, groups, weights, options)
-    region_accept, region_review, region_metrics = choose_region_thresholds(region_oof, y, weights, groups, missed)
-    salience_model = SalienceClassifier(max_iter=options.salience_iterations, random_state=SEED)
-    salience_model.fit(X[weights > 0], y[weights > 0])
+    log.info("regions: %d candidate rows from %d articles (%d labeled regions never mentioned)",
+             len(regions.X), len(set(regions.groups.tolist())), sum(regions.missed.values()))
+    region_scores = salience_out_of_fold(regions, options.folds, options.salience_iterations)
+    region_thresholds = {regime: _region_thresholds(scores, regions, regime) for regime, scores in region_scores.items()}
+    learn = regions.weights > 0
+    salience_model = SalienceClassifier(max_iter=options.salience_iterations, random_state=SEED).fit(regions.X[learn], regions.y[learn])
 
+    if archive is not None:
+        # an archive with no decision on any topic (or on any country) trains nothing there:
+        # that part's "with archive" column is the corpus alone's
+        for computed in (topic_scores, topic_thresholds, region_scores, region_thresholds):
+            computed.setdefault(WITH_ARCHIVE, computed[CORPUS_ONLY])
+    shipped = WITH_ARCHIVE if archive is not None else CORPUS_ONLY
+    topics_shipped, regions_shipped = topic_thresholds[shipped], region_thresholds[shipped]
     manifest = {
         "corpus": {"digest": corpus.digest, "articles": len(corpus.articles), "files": [Path(p).name for p in corpus.paths]},
         "labels": labels,
-        "thresholds": {"topics": topic_thresholds, "regions": {"accept": region_accept, "review": region_review}},
-        "metrics": {"cross_validated": {"topics": topic_metrics, "regions": region_metrics}, "folds": options.folds},
+        "thresholds": {"topics": {label: _cut(t) for label, t in topics_shipped.items()}, "regions": _cut(regions_shipped)},
+        "metrics": {"cross_validated": {"topics": {label: t["metrics"] for label, t in topics_shipped.items()}, "regions": regions_shipped["metrics"]},
+                    "folds": options.folds},
         "salience_features": list(FEATURES),
         "seed": SEED,
     }
+    if archive is not None:
+        manifest["archive"] = archive.provenance()
+        manifest["metrics"]["comparison"] = {
+            "topics": topic_comparison(topic_scores, rows, labels, topic_thresholds),
+            "regions": region_comparison(region_scores, regions, region_thresholds),
+        }
     save_bundle(
         out_dir,
         objects={"topics.joblib": topic_model, "salience.joblib": salience_model},
@@ -86,104 +103,27 @@ def train(corpus_path: str | Path, out_dir: str | Path, options: TrainingOptions
     return manifest
 
 
-def salience_rows(corpus: Corpus, cleaned: list[CleanArticle], matcher: CountryMatcher):
-    """Feature rows for every mentioned country of every region-labeled article.
-
-    Labels: 1 for a must-tag region, 0 for a country only mentioned; optional regions get
-    weight 0 (tagging them is neither right nor wrong). `missed` counts labeled regions the
-    gazetteer never found, which the threshold search books as false negatives.
-    """
-    rows, labels, groups, weights, missed = [], [], [], [], 0
-    for index, (article, clean) in enumerate(zip(corpus.articles, cleaned)):
-        if article.regions is None:
-            continue
-        candidates, features = find_candidates(clean, matcher)
-        found = {c.code for c in candidates}
-        missed += len(set(article.regions) - found)
-        for candidate, row in zip(candidates, features):
-            rows.append(row)
-            labels.append(int(candidate.code in article.regions))
-            weights.append(0.0 if candidate.code in article.regions_optional else 1.0)
-            groups.append(index)
-    if not rows:
-        return None
-    return np.asarray(rows), np.asarray(labels), np.asarray(groups), np.asarray(weights), missed
+def _topic_thresholds(scores: np.ndarray, rows: TopicRows, labels: list[str], regime: str) -> dict:
+    """Per label {"accept", "review", "metrics"}, from the rows that regime's models learn from
+    and whose label is known (the corpus alone: corpus rows only)."""
+    learned_from = ~rows.in_archive if regime == CORPUS_ONLY else np.ones(len(rows.texts), dtype=bool)
+    chosen = {}
+    for j, label in enumerate(labels):
+        rows_used = learned_from & rows.known_in(j)
+        accept, review, metrics = choose_thresholds(scores[rows_used, j], rows.Y[rows_used, j])
+        chosen[label] = {"accept": accept, "review": review, "metrics": metrics}
+    return chosen
 
 
-def choose_thresholds(scores: np.ndarray, truth: np.ndarray) -> tuple[float, float, dict]:
-    """Accept threshold (best F1) and review threshold (best F2 below it) from out-of-fold scores."""
-    f1 = np.array([_f_beta(scores >= t, truth, 1.0) for t in _THRESHOLD_GRID])
-    accept = _nearest_half_of_best(f1)
-    f2 = np.array([_f_beta(scores >= t, truth, 2.0) for t in _THRESHOLD_GRID])
-    review = _middle_of_best(np.where(_review_range(accept), f2, -1.0))
-    predicted = scores >= accept
-    metrics = prf(int((predicted & (truth == 1)).sum()), int((predicted & (truth == 0)).sum()), int((~predicted & (truth == 1)).sum()))
-    metrics["positives"] = int(truth.sum())
-    return accept, review, metrics
+def _region_thresholds(scores: np.ndarray, rows: RegionRows, regime: str) -> dict:
+    part = ~rows.in_archive if regime == CORPUS_ONLY else np.ones(len(scores), dtype=bool)
+    missed = rows.missed["corpus"] + (rows.missed["archive"] if regime == WITH_ARCHIVE else 0)
+    accept, review, metrics = choose_region_thresholds(scores[part], rows.y[part], rows.weights[part], rows.groups[part], missed)
+    return {"accept": accept, "review": review, "metrics": metrics}
 
 
-def choose_region_thresholds(scores, y, weights, groups, missed) -> tuple[float, float, dict]:
-    def counts(threshold):
-        predicted = scores >= threshold
-        tp = int((predicted & (y == 1) & (weights > 0)).sum())
-        fp = int((predicted & (y == 0) & (weights > 0)).sum())
-        fn = int((~predicted & (y == 1) & (weights > 0)).sum()) + missed
-        return tp, fp, fn
-
-    def f_beta(threshold, beta):
-        tp, fp, fn = counts(threshold)
-        return (1 + beta**2) * tp / max(1, (1 + beta**2) * tp + beta**2 * fn + fp)
-
-    accept = _nearest_half_of_best(np.array([f_beta(t, 1.0) for t in _THRESHOLD_GRID]))
-    f2 = np.array([f_beta(t, 2.0) for t in _THRESHOLD_GRID])
-    review = _middle_of_best(np.where(_review_range(accept), f2, -1.0))
-    metrics = prf(*counts(accept))
-    metrics["articles"] = int(len(set(groups.tolist())))
-    metrics["never_mentioned"] = missed
-    return accept, review, metrics
-
-
-def _middle_of_best(values: np.ndarray, tolerance: float = 0.002) -> float:
-    """The middle of the thresholds that score within `tolerance` of the best: a plateau's edge
-    is where a few out-of-fold articles happened to fall, its middle is what generalises."""
-    best = np.flatnonzero(values >= values.max() - tolerance)
-    return float(_THRESHOLD_GRID[best[len(best) // 2]])
-
-
-def _nearest_half_of_best(values: np.ndarray, tolerance: float = 0.002) -> float:
-    """Of the thresholds that score within `tolerance` of the best, the one nearest 0.5.
-
-    On the corpus the best-F1 plateau is often wide (its articles are cleanly separable);
-    on unseen articles scores shrink towards the middle from both sides, so the plateau's
-    point nearest 0.5 loses least when they do.
-    """
-    best = _THRESHOLD_GRID[values >= values.max() - tolerance]
-    return float(best[np.argmin(np.abs(best - 0.5))])
-
-
-def _review_range(accept: float) -> np.ndarray:
-    """Review thresholds lie in [accept / 2, accept - 0.05]: a band that always exists."""
-    return (_THRESHOLD_GRID >= accept / 2) & (_THRESHOLD_GRID <= accept - _MIN_REVIEW_BAND + 1e-9)
-
-
-def _topic_out_of_fold(texts, Y, labels, options) -> np.ndarray:
-    oof = np.zeros(Y.shape, dtype=np.float64)
-    folds = KFold(n_splits=options.folds, shuffle=True, random_state=SEED)
-    texts = np.asarray(texts, dtype=object)
-    for train_index, test_index in folds.split(texts):
-        model = TopicClassifier(C=options.topic_C).fit(list(texts[train_index]), Y[train_index], labels)
-        oof[test_index] = model.predict_proba(list(texts[test_index]))
-    return oof
-
-
-def _salience_out_of_fold(X, y, groups, weights, options) -> np.ndarray:
-    oof = np.zeros(len(X))
-    folds = GroupKFold(n_splits=min(options.folds, len(set(groups.tolist()))))
-    for train_index, test_index in folds.split(X, y, groups):
-        keep = train_index[weights[train_index] > 0]
-        model = SalienceClassifier(max_iter=options.salience_iterations, random_state=SEED).fit(X[keep], y[keep])
-        oof[test_index] = model.salience(X[test_index])
-    return oof
+def _cut(chosen: dict) -> dict:
+    return {"accept": chosen["accept"], "review": chosen["review"]}
 
 
 def _check_trainable(corpus: Corpus, labels: list[str], folds: int) -> None:
@@ -196,12 +136,3 @@ def _check_trainable(corpus: Corpus, labels: list[str], folds: int) -> None:
         negatives = len(corpus.articles) - positives
         if positives < _MIN_POSITIVES or negatives < _MIN_POSITIVES:
             raise TrainingError(f"label {label!r} has {positives} positives and {negatives} negatives; need {_MIN_POSITIVES} of each")
-
-
-def _f_beta(predicted: np.ndarray, truth: np.ndarray, beta: float) -> float:
-    tp = float((predicted & (truth == 1)).sum())
-    fp = float((predicted & (truth == 0)).sum())
-    fn = float((~predicted & (truth == 1)).sum())
-    return (1 + beta**2) * tp / max(1.0, (1 + beta**2) * tp + beta**2 * fn + fp)
-
-
