@@ -208,10 +208,17 @@ class Stack:
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=10)
 
     def start(self) -> "Stack":
-        for _ in range(self.n_workers):
-            self.start_worker()
-        self.start_ingress_only()
-        self.wait_for_workers()
+        """Workers, ingress, and a probe round trip; a stack that fails to start stops what it
+        started, so that no stray worker or ingress outlives the test that wanted it."""
+        try:
+            for _ in range(self.n_workers):
+                self.start_worker()
+            self.start_ingress_only()
+            self.wait_for_workers()
+        except BaseException:
+            logs = {path.name: path.read_text(errors="replace")[-1500:] for path in sorted(self.tmp.glob("*.log"))}
+            self.stop()
+            raise RuntimeError("stack did not start; log tails: " + json.dumps(logs, indent=1)) from None
         return self
 
     def start_ingress_only(self) -> None:
@@ -239,7 +246,12 @@ class Stack:
         """Ready when a probe event round-trips to the CMS stub."""
         probe = f"probe-{secrets.token_hex(3)}"
         self.publish(probe, 1, body="The city council met on Monday to discuss the budget for new parks.")
-        self.cms.wait_for(probe, timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while not self.cms.for_article(probe):
+            exited = [process.returncode for process in self.workers if process.poll() is not None]
+            if exited or time.monotonic() > deadline:
+                raise RuntimeError(f"no probe callback within {timeout}s" if not exited else f"a worker exited with {exited[0]}")
+            time.sleep(0.05)
 
     def publish(self, article_id, revision: int, *, event_id: str | None = None, body: str | None = None, title: str = "Title",
                 type: str = "article.published", headers: dict | None = None) -> httpx.Response:

@@ -237,3 +237,17 @@ def test_signed_inbound_events_are_checked(tmp_path):
         assert running.signing_secret not in logged and running.token not in logged and "not-the-token" not in logged  # ...secrets are not
     finally:
         running.stop()
+
+
+def test_a_worker_beside_a_django_cms_ignores_its_settings(tmp_path):
+    """A worker run where DJANGO_SETTINGS_MODULE is set (a CMS's container, a shared shell) tags
+    as usual: Celery's Django fix-up would import those settings and die on a module it cannot see."""
+    running = Stack(tmp_path)
+    running.env["DJANGO_SETTINGS_MODULE"] = "a_cms_this_worker_cannot_import.settings"
+    try:
+        running.start()
+        running.publish("a-django", 1, title=ARMS[0], body=ARMS[1])
+        (callback,) = running.cms.wait_for("a-django")
+        assert [t["tag"] for t in callback["payload"]["topics"]] == ["arms-deals"]
+    finally:
+        running.stop()

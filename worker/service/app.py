@@ -21,7 +21,9 @@ def create_app(settings: Settings, *, redis_url: str | None = None, queue_prefix
     url = redis_url or settings.redis_url
     if not url:
         raise ValueError("no Redis URL: configure redis_url, or run `autotag up` to start an embedded Redis")
-    app = Celery("autotag", broker=url, include=["worker.service.tasks", "worker.retag.tasks"])
+    # fixups=[]: Celery's Django fix-up would load whatever DJANGO_SETTINGS_MODULE names, and a
+    # worker run beside a Django CMS (the same container, a shared shell) would die on import
+    app = Celery("autotag", broker=url, include=["worker.service.tasks", "worker.retag.tasks"], fixups=[])
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
