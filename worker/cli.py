@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import BinaryIO
@@ -460,12 +461,17 @@ def _retag_queued(args, ledger, root: Path, run_id: str) -> int:
           f"resume: autotag retag --resume {run_id})", file=sys.stderr)
     with open(directory / "changes.jsonl", "a", encoding="utf-8") as changes, \
             (open(options["out"], "a", encoding="utf-8") if options.get("out") else _NoFile()) as results:
+        # Ctrl-C or `kill -INT` stops the producer even when it was started with SIGINT ignored (a
+        # background job of a script), as a local run's handler does
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             totals = run_queued(app, ledger, run_id, max_body_bytes=options["max_body_bytes"], changes_out=changes,
                                 results_out=results if options.get("out") else None, errors_out=sys.stderr, progress=sys.stderr.isatty())
         except KeyboardInterrupt:
             print(f"autotag: interrupted; chunks already queued go on; continue with: autotag retag --resume {run_id}", file=sys.stderr)
             return 130
+        finally:
+            signal.signal(signal.SIGINT, previous)
     summary = Summary(articles=totals["articles"], bad_lines=totals["bad_lines"], changed=totals["changed"], editor_kept=totals["editor_decisions_kept"])
     for tag, counts in totals["per_tag"].items():
         summary.gains[tag], summary.losses[tag] = counts["gain"], counts["lose"]
