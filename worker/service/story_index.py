@@ -4,12 +4,15 @@ model said of each, within a time window (`story_window_days`, default 3).
 Keys (under the ledger's prefix, all expiring with the window):
     story:{client}:entry:{article}   hash: signature, the model's own result, revision, story id,
                                      the story's first version, and a digest of the tags last sent
-    story:{client}:key:{key}         set of article ids under one candidate key (a name or term)
+    story:{client}:recent:{key}      list of the latest article ids under one candidate key (a name
+                                     or term), newest first, at most RECENT_PER_KEY
     story:{client}:members:{story}   set of the story's article ids
     story:{client}:lock              held while one article is placed: two versions arriving at
                                      once on two workers must see each other
 
-Per article that is one hash of about 3 KB and its 16 key memberships, gone after the window.
+Per article that is one hash of about 3 KB and its place in 16 key lists, gone after the window.
+A new article reads those 16 lists (at most 3,200 ids) and scores the MAX_CANDIDATES articles
+sharing the most keys with it: its cost does not grow with the window's size.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import hashlib
 import json
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 
 import redis
@@ -29,6 +33,8 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 LOCK_SECONDS = 10  # a worker killed while holding the lock holds it this long at most
+MAX_CANDIDATES = 16  # recent articles scored against a new one: those sharing the most keys with it
+RECENT_PER_KEY = 200  # a candidate key lists its latest articles only: a common one costs no more than a rare one
 
 
 @dataclass
@@ -101,9 +107,13 @@ class StoryIndex:
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.hmget(self.key(client_id, "entry", article_id), "story", "revision", "first")
             for key in candidate_keys(signature):
-                pipe.smembers(self.key(client_id, "key", key))
+                pipe.lrange(self.key(client_id, "recent", key), 0, -1)
             (own_story, own_revision, own_first), *found = pipe.execute()
-        candidates = sorted({member for members in found for member in members} - {me.encode()})
+        shared = Counter(member for members in found for member in set(members))  # a new revision is listed again
+        shared.pop(me.encode(), None)
+        # the versions of one story share many of their keys; a window of thousands of articles
+        # still costs one article at most MAX_CANDIDATES signatures read and scored
+        candidates = sorted(sorted(shared, key=lambda member: (-shared[member], member))[:MAX_CANDIDATES])
         best, best_story, first = 0.0, None, None
         if candidates:
             with self.redis.pipeline(transaction=False) as pipe:
@@ -148,8 +158,10 @@ class StoryIndex:
                                       "first": placed.first})
             pipe.expire(entry, self.ttl)
             for key in candidate_keys(signature):
-                pipe.sadd(self.key(client_id, "key", key), json.dumps(article_id))
-                pipe.expire(self.key(client_id, "key", key), self.ttl)
+                recent = self.key(client_id, "recent", key)
+                pipe.lpush(recent, json.dumps(article_id))
+                pipe.ltrim(recent, 0, RECENT_PER_KEY - 1)
+                pipe.expire(recent, self.ttl)
             members = self.key(client_id, "members", placed.story_id)
             pipe.sadd(members, json.dumps(article_id))
             pipe.expire(members, self.ttl)
