@@ -34,6 +34,7 @@ return 0
 """
 LOCK_SECONDS = 10  # a worker killed while holding the lock holds it this long at most
 MAX_CANDIDATES = 16  # recent articles scored against a new one: those sharing the most keys with it
+MAX_STORY_VERSIONS = 20  # bounds what one publish reads and re-sends (copies of a boilerplate text)
 RECENT_PER_KEY = 200  # a candidate key lists its latest articles only: a common one costs no more than a rare one
 
 
@@ -74,15 +75,17 @@ class StoryIndex:
         or start one; record it there with the model's result (unless `write` is False: a
         preview only looks); return every version's latest result."""
         if not write:
-            return self._find(client_id, article_id, revision, signature, result)
-        token = self._lock(client_id)
-        try:
             placed = self._find(client_id, article_id, revision, signature, result)
-            if not placed.newer_known:
-                self._record(client_id, article_id, revision, signature, result, placed)
-            return placed
-        finally:
-            self._release(keys=[self.key(client_id, "lock")], args=[token])
+        else:
+            token = self._lock(client_id)  # held only while the story is chosen and the article recorded
+            try:
+                placed = self._find(client_id, article_id, revision, signature, result)
+                if not placed.newer_known:
+                    self._record(client_id, article_id, revision, signature, result, placed)
+            finally:
+                self._release(keys=[self.key(client_id, "lock")], args=[token])
+        placed.versions.extend(self._other_versions(client_id, article_id, placed.story_id))
+        return placed
 
     def mark_sent(self, client_id: str, sent: dict) -> None:
         """Remember the tag sets just sent (article id -> digest): a version is re-sent only when
@@ -127,17 +130,26 @@ class StoryIndex:
                 if score > best:
                     best, best_story, first = score, raw_story.decode(), raw_first
             if best_story is not None:
-                first_signature = self.redis.hget(self.key(client_id, "entry", json.loads(first)), "signature") if first else None
+                with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.hget(self.key(client_id, "entry", json.loads(first)), "signature")
+                    pipe.scard(self.key(client_id, "members", best_story))
+                    first_signature, story_size = pipe.execute()
                 to_first = similarity(signature, Signature.from_json(json.loads(first_signature)), self.window_days) if first_signature else best
                 if not joins(best, to_first):
                     best_story, first = None, None
+                elif best_story != (own_story or b"").decode() and story_size >= MAX_STORY_VERSIONS:
+                    best_story, first = None, None  # a full story: this one starts its own
         if best_story is None and own_story:  # a new revision that matches nothing stays in its story
             best_story, first = own_story.decode(), own_first
         sid = best_story or story_id(article_id)
         first = first.decode() if isinstance(first, bytes) else first
-        members = [json.loads(m) for m in self.redis.smembers(self.key(client_id, "members", sid))]
-        others = [m for m in members if m != article_id]
-        versions = [Version(article_id, revision, result, None)]
+        newer = own_revision not in (None, b"") and revision is not None and int(own_revision) > revision
+        return Placed(sid, [Version(article_id, revision, result, None)], best, first or me, newer_known=newer)
+
+    def _other_versions(self, client_id: str, article_id, sid: str) -> list[Version]:
+        """The story's other versions, each with the model's own result for it."""
+        others = [m for m in (json.loads(m) for m in self.redis.smembers(self.key(client_id, "members", sid))) if m != article_id]
+        versions = []
         if others:
             with self.redis.pipeline(transaction=False) as pipe:
                 for other in others:
@@ -146,8 +158,7 @@ class StoryIndex:
                     if raw_result is not None:
                         versions.append(Version(other, int(raw_revision) if raw_revision else None, json.loads(raw_result),
                                                 sent.decode() if sent else None))
-        newer = own_revision not in (None, b"") and revision is not None and int(own_revision) > revision
-        return Placed(sid, versions, best, first or me, newer_known=newer)
+        return versions
 
     def _record(self, client_id: str, article_id, revision, signature: Signature, result: dict, placed: Placed) -> None:
         entry = self.key(client_id, "entry", article_id)
@@ -172,7 +183,7 @@ class StoryIndex:
         while not self.redis.set(name, token, nx=True, ex=LOCK_SECONDS):
             if time.monotonic() > deadline:
                 raise redis.TimeoutError(f"story index of client {client_id} stayed locked")
-            time.sleep(0.002)
+            time.sleep(0.0005)
         return token
 
 
