@@ -1,5 +1,6 @@
 """`autotag-wagtail-demo`: the autotag service and a Wagtail site on loopback, one published page
-per article, one JSON line per page once its tags are applied.
+per article, one JSON line per page once its tags are applied, and another whenever a later
+version of the page's story changes them: the last line for a page is its final state.
 
     autotag-wagtail-demo [--articles FILE.jsonl] [--once] [--data-dir DIR] [--port 8000]
 
@@ -350,6 +351,9 @@ def publish_article(parent, article: dict, user):
     return page, revision.pk
 
 
+SETTLE_SECONDS = 3.0  # no callback applied for this long: the story updates, if any, have come
+
+
 def page_line(page, article: dict) -> dict:
     """The JSON line for a page: its applied tags and suggestions as `autotag tag` shapes them."""
     from wagtail_autotag.models import REGION, PageTag
@@ -369,26 +373,43 @@ def page_line(page, article: dict) -> dict:
             "suggested": {"topics": pick(PageTag.SUGGESTED, "topic"), "regions": pick(PageTag.SUGGESTED, REGION)}}
 
 
-def wait_and_print(published: list, timeout: float) -> list:
-    """Print each page's line as soon as its revision's tags are applied; answers the ones that never were."""
+def wait_and_print(published: list, timeout: float, settle: float = SETTLE_SECONDS) -> list:
+    """Print each page's line as soon as its revision's tags are applied, and again whenever a
+    later callback changes them (a later version of its story gives it the story's tags: reason
+    "story"), so the last line printed for a page is its final state; returns once every page
+    has its tags and no callback has been applied for `settle` seconds, with the pages that
+    never got theirs."""
     from django.db import close_old_connections
 
-    from wagtail_autotag.models import PageTagState
+    from wagtail_autotag.models import PageTagState, ReceivedCallback
 
     waiting = list(published)
+    by_page = {page.pk: (page, article) for page, _, article in published}
+    printed: set = set()
+    last_seen = ReceivedCallback.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    quiet_since = time.monotonic()
     deadline = time.monotonic() + timeout
-    while waiting and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
         close_old_connections()
+        later = list(ReceivedCallback.objects.filter(id__gt=last_seen, outcome="applied").values_list("id", "page_id"))
+        if later:
+            last_seen, quiet_since = max(i for i, _ in later), time.monotonic()
+            for page_id in dict.fromkeys(page_id for _, page_id in later):
+                if page_id in printed:
+                    page, article = by_page[page_id]
+                    print(json.dumps(page_line(page, article), ensure_ascii=False), flush=True)
         applied = dict(PageTagState.objects.filter(page_id__in=[p.pk for p, _, _ in waiting]).values_list("page_id", "applied_revision"))
         still = []
         for page, revision_id, article in waiting:
             if applied.get(page.pk) is not None and applied[page.pk] >= revision_id:
                 print(json.dumps(page_line(page, article), ensure_ascii=False), flush=True)
+                printed.add(page.pk)
             else:
                 still.append((page, revision_id, article))
         waiting = still
-        if waiting:
-            time.sleep(0.2)
+        if not waiting and time.monotonic() - quiet_since >= settle:
+            break
+        time.sleep(0.2)
     return waiting
 
 
