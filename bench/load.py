@@ -53,7 +53,7 @@ def run_load(stack: Stack, rate: float, seconds: float, *, drain_timeout: float 
     run = "load" + secrets.token_hex(3)
     texts_file = stack.tmp / f"{run}-texts.json"
     texts_file.write_text(json.dumps(news_texts()), encoding="utf-8")
-    command = [sys.executable, "-m", "bench.loadgen", "--port", str(stack.port), "--token", stack.token, "--rate", str(rate),
+    command = [sys.executable, "-m", "bench.loadgen", "--port", str(stack.port), "--token=" + stack.token, "--rate", str(rate),
                "--seconds", str(seconds), "--texts", str(texts_file), "--run", run, "--max-connections", str(max_connections),
                "--timeout", str(request_timeout)]
     if stack.signing_secret:

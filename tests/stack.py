@@ -35,7 +35,7 @@ def new_secret() -> str:
 
 class CmsStub:
     """A CMS endpoint on loopback. `respond` maps an article id to a status to answer (default
-    200); every request is kept with its verified payload, or its verification error.
+    200), or to a list of them answered in turn; every request is kept with its verified payload, or its verification error.
 
     A small asyncio HTTP/1.1 server (keep-alive, Content-Length bodies) rather than http.server:
     benchmarks run it on the same two cores as the workers, and http.server's header parsing
@@ -96,7 +96,9 @@ class CmsStub:
         except Exception as exc:  # a bad signature is a test failure, recorded here
             record["error"] = repr(exc)
         article = (record.get("payload") or {}).get("article", {}).get("id")
-        answer = self.respond.get(article, self.default_status)  # a status, or (status, extra headers)
+        answer = self.respond.get(article, self.default_status)  # a status, (status, extra headers), or a list of them
+        if isinstance(answer, list):  # answered in turn, the last one from then on
+            answer = answer.pop(0) if len(answer) > 1 else answer[0]
         record["status"], record["answer_headers"] = answer if isinstance(answer, tuple) else (answer, {})
         self.received.append(record)
         return record["status"], record["answer_headers"]

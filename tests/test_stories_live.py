@@ -52,6 +52,7 @@ def publish(stack, article_id, article, revision=1):
 
 
 def test_a_later_version_updates_the_version_already_delivered(stack):
+    before, _ = stack.ledger.counters()
     publish(stack, "lv-a", WIRE)
     (first,) = stack.cms.wait_for("lv-a")
     assert topics(first["payload"]) == {"arms-deals"} and first["payload"]["story"]["versions"] == 1
@@ -70,6 +71,9 @@ def test_a_later_version_updates_the_version_already_delivered(stack):
 
     time.sleep(1.0)  # nothing more is sent: the story's tags did not change again
     assert len(stack.cms.for_article("lv-a")) == 2 and len(stack.cms.for_article("lv-b")) == 1
+    after, _ = stack.ledger.counters()
+    grew = {name: after.get(name, 0) - before.get(name, 0) for name in ("events_received", "tasks_done", "story_updates")}
+    assert grew == {"events_received": 2, "tasks_done": 2, "story_updates": 1}  # an update is not an event handled
 
 
 def test_another_story_on_the_same_subject_stays_apart(stack):

@@ -43,7 +43,7 @@ local revision, id, now = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local latest = tonumber(redis.call('HGET', article, 'latest') or '-1')
 local unpublished = tonumber(redis.call('HGET', article, 'unpublished') or '-1')
 redis.call('SET', ARGV[10], 1, 'EX', tonumber(ARGV[11]))
-redis.call('HINCRBY', ARGV[12], 'tasks_done', 1)
+if ARGV[13] ~= '' then redis.call('HINCRBY', ARGV[12], ARGV[13], 1) end
 if revision < latest or revision <= unpublished then return 'superseded' end
 if redis.call('EXISTS', delivery) == 1 then return 'exists' end
 local pending = redis.call('HGET', article, 'pending')
@@ -208,13 +208,15 @@ class Ledger:
             keys=[self.key("article", client_id, article_id), self.key("delivery", message_id), self.key("due")],
             args=[revision, message_id, due_at, json.dumps(payload, ensure_ascii=False), self.key("delivery", ""),
                   json.dumps(article_id), client_id, event_id, received_at,
-                  self.key("done", client_id, event_id), done_ttl, self.key("metrics")],
+                  self.key("done", client_id, event_id), done_ttl, self.key("metrics"), "tasks_done"],
         )
         return message_id, outcome.decode()
 
-    def schedule_many(self, entries: list[dict], done_ttl: int) -> list[tuple[str, str]]:
-        """`schedule` for many deliveries in one round trip (a re-tag chunk's callbacks). Each
-        entry: client_id, event_id, article_id, revision, payload, received_at, due_at."""
+    def schedule_many(self, entries: list[dict], done_ttl: int, counter: str = "tasks_done") -> list[tuple[str, str]]:
+        """`schedule` for many deliveries in one round trip (a re-tag chunk's callbacks, a story's
+        updates). Each entry: client_id, event_id, article_id, revision, payload, received_at,
+        due_at. `counter`: the metric each one counts towards ("" for none: a story update is
+        not an event handled)."""
         with self.redis.pipeline(transaction=False) as pipe:
             ids = []
             for e in entries:
@@ -224,7 +226,7 @@ class Ledger:
                     keys=[self.key("article", e["client_id"], e["article_id"]), self.key("delivery", message_id), self.key("due")],
                     args=[e["revision"], message_id, e["due_at"], json.dumps(e["payload"], ensure_ascii=False), self.key("delivery", ""),
                           json.dumps(e["article_id"]), e["client_id"], e["event_id"], e["received_at"],
-                          self.key("done", e["client_id"], e["event_id"]), done_ttl, self.key("metrics")],
+                          self.key("done", e["client_id"], e["event_id"]), done_ttl, self.key("metrics"), counter],
                     client=pipe,
                 )
             outcomes = pipe.execute()

@@ -161,7 +161,7 @@ def update_versions(runtime: Runtime, client_id: str, versions: list) -> int:
         payload = tags_payload(apply_decisions(result, decisions)[0], event_id, version.revision, "story")
         entries.append({"client_id": client_id, "event_id": event_id, "article_id": version.article_id, "revision": version.revision,
                         "payload": payload, "received_at": now, "due_at": now})
-    outcomes = runtime.ledger.schedule_many(entries, done_ttl=runtime.settings.idempotency_ttl)
+    outcomes = runtime.ledger.schedule_many(entries, done_ttl=runtime.settings.idempotency_ttl, counter="")
     runtime.stories.mark_sent(client_id, {version.article_id: tag_digest(result) for version, result in changed})
     scheduled = sum(outcome == "scheduled" for _, outcome in outcomes)
     runtime.ledger.count("story_updates", scheduled)
