@@ -217,10 +217,13 @@ class Stack:
                 self.start_worker()
             self.start_ingress_only()
             self.wait_for_workers()
-        except BaseException:
+        except Exception:
             logs = {path.name: path.read_text(errors="replace")[-1500:] for path in sorted(self.tmp.glob("*.log"))}
             self.stop()
             raise RuntimeError("stack did not start; log tails: " + json.dumps(logs, indent=1)) from None
+        except BaseException:  # Ctrl-C: stop what started, and stay a KeyboardInterrupt
+            self.stop()
+            raise
         return self
 
     def start_ingress_only(self) -> None:

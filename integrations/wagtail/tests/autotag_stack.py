@@ -5,7 +5,6 @@ Callbacks go to the Wagtail site under test over HTTP, signed with a secret made
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import secrets
@@ -17,21 +16,10 @@ from pathlib import Path
 import httpx
 import redis
 
+from tests.stack import machine_redis_url, new_secret  # the service's own test stack: the same choice of Redis
 from worker.service.up import EmbeddedRedis, free_port
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-def new_secret() -> str:
-    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-
-
-def machine_redis_url() -> str | None:
-    try:
-        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=0.5).ping()
-        return "redis://127.0.0.1:6379/0"
-    except redis.RedisError:
-        return None
 
 
 class AutotagStack:
