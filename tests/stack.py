@@ -11,6 +11,7 @@ import asyncio
 import base64
 import json
 import os
+import random
 import secrets
 import subprocess
 import sys
@@ -36,6 +37,8 @@ def new_secret() -> str:
 class CmsStub:
     """A CMS endpoint on loopback. `respond` maps an article id to a status to answer (default
     200), or to a list of them answered in turn; every request is kept with its verified payload, or its verification error.
+    `delay`: seconds a CMS takes before each answer (a slow CMS); `fail_rate`: the share of
+    requests answered 500 at random (a flaky one), from a seeded generator.
 
     A small asyncio HTTP/1.1 server (keep-alive, Content-Length bodies) rather than http.server:
     benchmarks run it on the same two cores as the workers, and http.server's header parsing
@@ -47,6 +50,9 @@ class CmsStub:
         self.received: list[dict] = []
         self.respond: dict = {}
         self.default_status = 200
+        self.delay = 0.0
+        self.fail_rate = 0.0
+        self.rng = random.Random(7)
         self._webhook = Webhook(secret)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server = None
@@ -99,12 +105,36 @@ class CmsStub:
         answer = self.respond.get(article, self.default_status)  # a status, (status, extra headers), or a list of them
         if isinstance(answer, list):  # answered in turn, the last one from then on
             answer = answer.pop(0) if len(answer) > 1 else answer[0]
+        if self.fail_rate and self.rng.random() < self.fail_rate:
+            answer = 500
         record["status"], record["answer_headers"] = answer if isinstance(answer, tuple) else (answer, {})
         self.received.append(record)
         return record["status"], record["answer_headers"]
 
     def for_article(self, article_id, ok_only: bool = True) -> list[dict]:
         return [r for r in self.received if "payload" in r and r["payload"]["article"]["id"] == article_id]
+
+    def final_revisions(self) -> dict:
+        """Per article, the revision of the last callback the CMS accepted (2xx): what it holds."""
+        final = {}
+        for record in self.received:
+            if "payload" in record and 200 <= record["status"] < 300:
+                final[record["payload"]["article"]["id"]] = record["payload"]["article"]["revision"]
+        return final
+
+    def older_after_newer(self) -> list[tuple]:
+        """(article, revision sent, newer revision the CMS already held) for every callback that
+        arrived after the CMS had accepted a newer revision of its article: the ordering breach."""
+        held, breaches = {}, []
+        for record in self.received:
+            if "payload" not in record:
+                continue
+            article, revision = record["payload"]["article"]["id"], record["payload"]["article"]["revision"]
+            if revision is not None and held.get(article, -1) > revision:
+                breaches.append((article, revision, held[article]))
+            if 200 <= record["status"] < 300 and revision is not None:
+                held[article] = max(held.get(article, -1), revision)
+        return breaches
 
     def wait_for(self, article_id, count: int = 1, timeout: float = 20.0) -> list[dict]:
         deadline = time.monotonic() + timeout
@@ -148,7 +178,11 @@ class _CmsProtocol(asyncio.Protocol):
             status, extra = self.stub._handle(head, raw)
             reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Status"
             headers = "".join(f"{name}: {value}\r\n" for name, value in extra.items())
-            self.transport.write(f"HTTP/1.1 {status} {reason}\r\n{headers}content-type: application/json\r\ncontent-length: 2\r\n\r\n{{}}".encode())
+            answer = f"HTTP/1.1 {status} {reason}\r\n{headers}content-type: application/json\r\ncontent-length: 2\r\n\r\n{{}}".encode()
+            if self.stub.delay:  # a slow CMS: answers in order, each after the delay
+                asyncio.get_running_loop().call_later(self.stub.delay, self.transport.write, answer)
+            else:
+                self.transport.write(answer)
 
 
 def machine_redis_url() -> str | None:

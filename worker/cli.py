@@ -428,10 +428,11 @@ def _run_retag(args) -> int:
     out = open(options["out"], "a", encoding="utf-8") if options["out"] else None
     print(f"autotag: retag run {run.run_id} (resume with: autotag retag --resume {run.run_id})", file=sys.stderr)
     editors = _local_editor_memory(load_settings(), options)
+    service = _local_delivery_runtime(load_settings(), tagger) if client is not None else None
     try:
         summary = run_local(run, tagger, client=client, rate=options["rate"], out=out, errors_out=sys.stderr,
                             max_body_bytes=options["max_body_bytes"], progress=sys.stderr.isatty(), editors=editors,
-                            stories=options.get("stories", "shared"))
+                            stories=options.get("stories", "shared"), service=service)
     except KeyboardInterrupt:
         print(f"autotag: interrupted; continue with: autotag retag --resume {run.run_id}", file=sys.stderr)
         return 130
@@ -472,7 +473,8 @@ def _retag_queued(args, ledger, root: Path, run_id: str) -> int:
             return 130
         finally:
             signal.signal(signal.SIGINT, previous)
-    summary = Summary(articles=totals["articles"], bad_lines=totals["bad_lines"], changed=totals["changed"], editor_kept=totals["editor_decisions_kept"])
+    summary = Summary(articles=totals["articles"], bad_lines=totals["bad_lines"], changed=totals["changed"], editor_kept=totals["editor_decisions_kept"],
+                      superseded=totals["superseded"])
     for tag, counts in totals["per_tag"].items():
         summary.gains[tag], summary.losses[tag] = counts["gain"], counts["lose"]
     report = {"run": run_id, "dry_run": options["dry_run"], **summary.as_dict(), "per_article": str(directory / "changes.jsonl")}
@@ -508,6 +510,26 @@ def _local_editor_memory(settings, options: dict):
                          "cannot be applied; start it, or unset redis_url to apply only the export's marks") from exc
     store = DecisionStore(connection, settings.key_prefix, settings.feedback_retention)
     return EditorMemory(store, client_id, remember=not options["no_callback"])
+
+
+def _local_delivery_runtime(settings, tagger):
+    """A local run with callbacks delivers through the service's ledger when a Redis is
+    configured, so the live revision rules apply (an export line older than what the service
+    has seen is never sent); it refuses to go on if that Redis does not answer."""
+    if not settings.redis_url:
+        return None
+    import redis
+
+    from .service.ledger import Ledger
+    from .service.pipeline import Runtime
+
+    connection = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
+    try:
+        connection.ping()
+    except redis.RedisError as exc:
+        raise InputError(f"Redis at redis_url does not answer ({type(exc).__name__}): the articles' live revisions cannot be "
+                         "checked before their callbacks; start it, or unset redis_url to deliver without them") from exc
+    return Runtime(settings=settings, ledger=Ledger(connection, settings.key_prefix, settings.idempotency_ttl), load_tagger=lambda: tagger)
 
 
 def _client_story_mode(settings, client_id) -> str:

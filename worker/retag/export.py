@@ -32,6 +32,7 @@ from ..service.decision_store import DecisionStore
 
 CHUNK_SIZE = 200
 STORY_BLOCK = 2000  # a local run looks for a story's versions within this many consecutive articles
+LOCAL_GROUP = 50  # a local run delivering through the service posts this many callbacks between looks at Ctrl-C
 
 @dataclass
 class Summary:
@@ -43,10 +44,13 @@ class Summary:
     gains: Counter = field(default_factory=Counter)
     losses: Counter = field(default_factory=Counter)
     editor_kept: int = 0
+    superseded: int = 0  # callbacks not sent: the service has seen a newer revision, or an unpublish
+    undelivered: int = 0  # callbacks left on the service's retry schedule (retrying or dead)
 
     def as_dict(self) -> dict:
         tags = sorted(set(self.gains) | set(self.losses))
         return {"articles": self.articles, "bad_lines": self.bad_lines, "changed": self.changed, "editor_decisions_kept": self.editor_kept,
+                "superseded": self.superseded, "undelivered": self.undelivered,
                 "per_tag": {tag: {"gain": self.gains[tag], "lose": self.losses[tag]} for tag in tags}}
 
 
@@ -133,6 +137,10 @@ def format_summary(summary: Summary) -> str:
         lines.append(f"{tag:<18}{counts['gain']:>8}{counts['lose']:>8}")
     if not summary.gains and not summary.losses:
         lines.append("(no tag changes)")
+    if summary.superseded:
+        lines.append(f"{summary.superseded} callbacks not sent: the service has a newer revision of the article, or it was unpublished")
+    if summary.undelivered:
+        lines.append(f"{summary.undelivered} callbacks wait on the service's retry schedule (see: autotag deliveries)")
     return "\n".join(lines)
 
 
@@ -188,11 +196,14 @@ class LocalRun:
 
 
 def run_local(run: LocalRun, tagger: Tagger, *, client=None, rate: float | None, out, errors_out, max_body_bytes: int,
-              progress: bool, timeout: float = 10.0, editors: EditorMemory | None = None, stories: str = "shared") -> Summary:
+              progress: bool, timeout: float = 10.0, editors: EditorMemory | None = None, stories: str = "shared",
+              service=None) -> Summary:
     """Stream the run's input from its checkpoint: tag in chunks (of STORY_BLOCK articles when
     stories are found, so that versions near each other in the export meet), keep editor
     decisions, write results to `out` (if given) and deliver them to `client` (unless None: a
-    dry run)."""
+    dry run). With `service` (a Runtime on the service's Redis) the callbacks go through its
+    ledger, under the same revision rules and post lease as live ones; without it (no Redis
+    configured: no live revisions exist to consult) they are posted directly."""
     from ..service.delivery import CallbackSession, post_callback
     from ..service.ledger import delivery_id
 
@@ -205,14 +216,15 @@ def run_local(run: LocalRun, tagger: Tagger, *, client=None, rate: float | None,
         lines = (line for line in read_archive(stream, max_body_bytes=max_body_bytes, errors=errors) if line.line_no > run.processed_line)
         for chunk in chunks(lines, CHUNK_SIZE if stories == "off" else STORY_BLOCK):
             changes = open(run.directory / "changes.jsonl", "a", encoding="utf-8")
-            for result, line in zip(retag_chunk(tagger, chunk, editors, stories), chunk):
+            results = retag_chunk(tagger, chunk, editors, stories)
+            for result, line in zip(results, chunk):
                 add_to_summary(summary, result)
                 entry = change_entry(line, result)
                 if entry:
                     changes.write(entry + "\n")
                 if out is not None:
                     out.write(json.dumps(result, ensure_ascii=False) + "\n")
-                if client is not None:
+                if client is not None and service is None:
                     message_id = delivery_id(client.id, f"retag-{run.run_id}-{result['id']}")
                     if message_id not in delivered:
                         pace.wait()
@@ -221,6 +233,8 @@ def run_local(run: LocalRun, tagger: Tagger, *, client=None, rate: float | None,
                         _deliver_with_retries(post_callback, client, message_id, callback_payload(result, run.run_id), session, timeout)
                         run.mark_delivered(message_id)
             changes.close()
+            if client is not None and service is not None:
+                _deliver_through_service(service, client, run.run_id, chunk, results, rate, summary, stop)
             if out is not None:
                 out.flush()
             run.checkpoint(chunk[-1].line_no)
@@ -233,6 +247,26 @@ def run_local(run: LocalRun, tagger: Tagger, *, client=None, rate: float | None,
     for error in errors:
         errors_out.write(json.dumps(error, ensure_ascii=False) + "\n")
     return summary
+
+
+def _deliver_through_service(service, client, run_id: str, chunk: list, results: list, rate: float | None, summary: Summary, stop) -> None:
+    """A local run's callbacks for one chunk, through the service's ledger, in groups so that
+    Ctrl-C stops between groups (a group delivered is in the ledger: a resume never sends it twice)."""
+    from .callbacks import deliver_retag_callbacks
+
+    pending, seen = [], set()
+    for line, result in zip(chunk, results):
+        if str(result["id"]) not in seen:
+            seen.add(str(result["id"]))
+            pending.append((line, result))
+    interval = 1.0 / rate if rate else 0.0
+    for start in range(0, len(pending), LOCAL_GROUP):
+        if stop.requested:
+            raise KeyboardInterrupt
+        group, now = pending[start : start + LOCAL_GROUP], time.time()
+        outcomes = deliver_retag_callbacks(service, client, run_id, group, [now + i * interval for i in range(len(group))], inline=True, now=now)
+        summary.superseded += outcomes["superseded"]
+        summary.undelivered += outcomes["scheduled"] + outcomes["dead"]
 
 
 def callback_payload(result: dict, run_id: str) -> dict:

@@ -4,25 +4,25 @@ collects results and counts as chunks finish.
 
 Run state lives in Redis under {prefix}:retag:{run}: `meta` (options, totals), `done` (chunk
 indices finished), `tags` (per-tag gains and losses), `changes` and `results` (lists the CLI
-drains into files), `settled` (articles whose callback arrived, or was handed to the ledger's
-durable retry schedule). The chunk is the unit of durability: it commits its counts and outputs
+drains into files), `settled` (articles whose callback is in the ledger's durable schedule). The chunk is the unit of durability: it commits its counts and outputs
 in one script together with its index in `done`, after its callbacks are settled, so a chunk run
 again (a worker killed mid-chunk, a resume) counts once and posts only what is not settled.
-Callbacks that fail go to the ledger's schedule and are retried like live ones; their ids
-derive from the run and the article, so the webhook-id is the same on every try.
+Callbacks go through the ledger like live ones (retag/callbacks.py): the same revision rules,
+the same post lease, the same retries; their ids derive from the run and the article, so the
+webhook-id is the same on every try.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
+from collections import Counter
 
 from ..engine.archive import ArchiveLine
 from ..engine.tagging import ArticleInput
-from ..service.ledger import Ledger, delivery_id
-from ..service.pipeline import post_in_lanes, record_failed_attempt
-from .export import EditorMemory, Summary, add_to_summary, callback_payload, change_entry, retag_chunk
+from ..service.ledger import Ledger
+from .callbacks import deliver_retag_callbacks
+from .export import EditorMemory, Summary, add_to_summary, change_entry, retag_chunk
 
 MAX_CHUNKS_IN_FLIGHT = 16  # bounds what the queue holds for one run
 INLINE_PACING = 20.0  # a chunk whose callbacks fit in this many seconds posts them itself
@@ -77,14 +77,14 @@ def process_chunk(runtime, run_id: str, index: int, encoded: list[dict]) -> str:
     summary = Summary()
     for result in results:
         add_to_summary(summary, result)
+    delivered = Counter() if options["no_callback"] else _settle_callbacks(runtime, run_id, keys, options, lines, results)
     counts = {
-        "meta": {"articles": summary.articles, "changed": summary.changed, "editor_kept": summary.editor_kept},
+        "meta": {"articles": summary.articles, "changed": summary.changed, "editor_kept": summary.editor_kept,
+                 "superseded": delivered["superseded"]},
         "tags": {**{f"gain:{t}": n for t, n in summary.gains.items()}, **{f"lose:{t}": n for t, n in summary.losses.items()}},
         "changes": [entry for entry in (change_entry(line, result) for line, result in zip(lines, results)) if entry],
         "results": [json.dumps(result, ensure_ascii=False) for result in results] if options.get("out") else [],
     }
-    if not options["no_callback"]:
-        _settle_callbacks(runtime, run_id, keys, options, lines, results)
     committed = ledger.redis.register_script(_COMMIT_CHUNK)(
         keys=[keys["done"], keys["meta"], keys["tags"], keys["changes"], keys["results"], keys["settled"]],
         args=[index, json.dumps(counts), RUN_TTL])
@@ -97,13 +97,13 @@ def _editor_memory(runtime, options: dict) -> EditorMemory | None:
     return EditorMemory(runtime.decisions, client_id, remember=not options["no_callback"]) if client_id else None
 
 
-def _settle_callbacks(runtime, run_id: str, keys: dict, options: dict, lines: list[ArchiveLine], results: list[dict]) -> None:
-    """Post the chunk's callbacks not yet settled for this run, each at its slot on the run's
-    clock. When the slots fit within INLINE_PACING seconds this task posts them over the
-    client's `callback_connections`, marking each one settled as it arrives (a worker killed
-    here re-sends at most those in flight, one per connection, with their webhook-ids); what
-    fails, what a failed connection did not reach, and chunks paced slower than that go to the
-    ledger's durable schedule, with the same ids, and count as settled too."""
+def _settle_callbacks(runtime, run_id: str, keys: dict, options: dict, lines: list[ArchiveLine], results: list[dict]) -> Counter:
+    """Settle the chunk's callbacks not yet settled for this run, each at its slot on the run's
+    clock: scheduled in the ledger under the live revision rules (superseded lines are never
+    sent), then marked settled (the ledger owns them from here, durably); when the slots fit
+    within INLINE_PACING seconds this task posts them itself over the client's
+    `callback_connections`, otherwise the dispatcher does at their slots. A worker killed
+    mid-chunk leaves them to the dispatcher; a chunk run again finds them settled."""
     ledger = runtime.ledger
     client = runtime.settings.client(options["client"])
     pending, seen = [], set()
@@ -114,63 +114,12 @@ def _settle_callbacks(runtime, run_id: str, keys: dict, options: dict, lines: li
     settled = ledger.redis.smismember(keys["settled"], [str(result["id"]) for _, result in pending]) if pending else []
     pending = [item for item, done in zip(pending, settled) if not done]
     if not pending:
-        return
+        return Counter()
     interval = 1.0 / options["rate"] if options.get("rate") else 0.0
     start = float(ledger.redis.register_script(_RESERVE_SLOTS)(keys=[keys["clock"]], args=[time.time(), interval, len(pending)]))
-    items = [{"article": line, "result": result, "message_id": delivery_id(client.id, f"retag-{run_id}-{result['id']}"),
-              "payload": callback_payload(result, run_id), "slot": start + offset * interval}
-             for offset, (line, result) in enumerate(pending)]
-    leftover = [(item, None) for item in items]
-    if items[-1]["slot"] - time.time() <= INLINE_PACING:
-        marks = _SettledMarks(ledger.redis, keys["settled"])
-        try:
-            leftover = post_in_lanes(runtime, client, items, client.callback_connections,
-                                     on_delivered=lambda done: marks.add([str(item["result"]["id"]) for item in done]))
-        finally:
-            marks.close()
-        ledger.count("deliveries_ok", len(items) - len(leftover))
-    if leftover:
-        _hand_to_schedule(runtime, run_id, keys, client, leftover)
-
-
-def _hand_to_schedule(runtime, run_id: str, keys: dict, client, leftover: list) -> None:
-    """Callbacks this task did not deliver go on the ledger's schedule: failed ones on to their
-    next retry (or dead), untried ones due at their slots; then they count as settled."""
-    ledger, now = runtime.ledger, time.time()
-    entries = [{"client_id": client.id, "event_id": f"retag-{run_id}-{item['result']['id']}", "article_id": item["result"]["id"],
-                "revision": item["article"].revision if item["article"].revision is not None else 0, "payload": item["payload"],
-                "received_at": now, "due_at": max(item["slot"], now) if error is None else now + runtime.settings.callback_timeout + 60}
-               for item, error in leftover]
-    scheduled = ledger.schedule_many(entries, done_ttl=runtime.settings.idempotency_ttl)
-    for (item, error), entry, (message_id, outcome) in zip(leftover, entries, scheduled):
-        if error is not None and outcome == "scheduled":
-            record = {"id": message_id, "client": client.id, "article": entry["article_id"], "revision": entry["revision"], "attempts": 0,
-                      "received_at": now, "state": "pending"}
-            record_failed_attempt(runtime, record, error)
-    ledger.redis.sadd(keys["settled"], *[str(item["result"]["id"]) for item, _ in leftover])
-
-
-class _SettledMarks:
-    """SADDs to the run's `settled` set on a connection of its own, sent without waiting for
-    each reply (the replies are read at the end): a mark costs a write, not a round trip, and
-    one already sent is in Redis even if this process is killed the next moment."""
-
-    def __init__(self, client, key: str):
-        self.pool, self.key, self.sent = client.connection_pool, key, 0
-        self.connection = self.pool.get_connection()
-        self.lock = threading.Lock()
-
-    def add(self, members: list[str]) -> None:
-        with self.lock:
-            self.connection.send_command("SADD", self.key, *members)
-            self.sent += 1
-
-    def close(self) -> None:
-        try:
-            for _ in range(self.sent):
-                self.connection.read_response()
-        finally:
-            self.pool.release(self.connection)
+    slots = [start + offset * interval for offset in range(len(pending))]
+    return deliver_retag_callbacks(runtime, client, run_id, pending, slots, inline=slots[-1] - time.time() <= INLINE_PACING,
+                                   now=time.time(), on_scheduled=lambda: ledger.redis.sadd(keys["settled"], *[str(r["id"]) for _, r in pending]))
 
 
 def start_run(ledger: Ledger, input_path, options: dict) -> str:
@@ -194,6 +143,7 @@ def status(ledger: Ledger, run_id: str) -> dict:
     total = int(meta["total_chunks"]) if meta.get("submitted_all") == "1" else None
     return {"run": run_id, "input": meta["input"], "chunks_done": done, "chunks_total": total,
             "articles_done": int(meta.get("articles", 0)), "changed": int(meta.get("changed", 0)),
+            "superseded": int(meta.get("superseded", 0)),
             "finished": total is not None and done >= total, "options": json.loads(meta["options"])}
 
 
@@ -235,6 +185,7 @@ def run_queued(app, ledger: Ledger, run_id: str, *, max_body_bytes: int, changes
     tags = {k.decode(): int(v) for k, v in ledger.redis.hgetall(keys["tags"]).items()}
     names = sorted({name.split(":", 1)[1] for name in tags})
     return {"articles": int(meta.get("articles", 0)), "bad_lines": len(errors), "changed": int(meta.get("changed", 0)),
+            "superseded": int(meta.get("superseded", 0)),
             "editor_decisions_kept": int(meta.get("editor_kept", 0)),
             "per_tag": {n: {"gain": tags.get(f"gain:{n}", 0), "lose": tags.get(f"lose:{n}", 0)} for n in names}}
 

@@ -17,6 +17,9 @@ Keys (all under one prefix):
                                once delivered, superseded or cancelled, the payload goes and
                                the record expires after `finished_ttl` (Redis memory stays
                                bounded by what is pending, not by everything ever published)
+    posting:{client}:{id}      the article's post lease: the delivery id whose attempt is on the
+                               wire (PX: the callback timeout and a margin), so that no two
+                               attempts for one article are ever on the wire at once
     due                        sorted set: delivery id -> when to try next (the durable schedule)
     dead                       sorted set: delivery id -> when it died
     progress                   sorted set: `started_upto`, the latest queueing time of a started event
@@ -24,7 +27,11 @@ Keys (all under one prefix):
 
 Ordering rules live in Lua scripts so each is one atomic step: a delivery for an older
 revision is never scheduled after a newer one, scheduling a newer revision supersedes a pending
-older one, and unpublishing cancels what is pending.
+older one, and unpublishing cancels what is pending. Every path that posts a callback (a first
+attempt, a retry batch, a re-tag) takes the article's post lease first (`begin_post`), which
+re-checks, right before the POST, that the delivery is still the article's current one: an
+older revision whose attempt was already on the wire makes a newer one wait for it, and one
+that was superseded while it waited stands down, so the CMS never ends on an older revision.
 """
 
 from __future__ import annotations
@@ -39,9 +46,10 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 
 _SCHEDULE = """
 local article, delivery, due = KEYS[1], KEYS[2], KEYS[3]
-local revision, id, now = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local id, now = ARGV[2], tonumber(ARGV[3])
 local latest = tonumber(redis.call('HGET', article, 'latest') or '-1')
 local unpublished = tonumber(redis.call('HGET', article, 'unpublished') or '-1')
+local revision = tonumber(ARGV[1]) or math.max(latest, 0)  -- '': whatever revision is current
 redis.call('SET', ARGV[10], 1, 'EX', tonumber(ARGV[11]))
 if ARGV[13] ~= '' then redis.call('HINCRBY', ARGV[12], ARGV[13], 1) end
 if revision < latest or revision <= unpublished then return 'superseded' end
@@ -81,6 +89,27 @@ if pending then
 end
 return 0
 """
+# Right before a POST (KEYS: delivery, article, post lease, due; ARGV: delivery id, lease in
+# ms, hold until): 'ok' when the delivery is still pending, is the article's current delivery,
+# is not older than what was delivered, and no other attempt for the article is on the wire;
+# the lease is then taken and the schedule holds the delivery until the attempt ends. Else
+# 'busy' (another attempt holds the lease: wait for it), 'superseded', or the delivery's state.
+_BEGIN_POST = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= 'pending' then return state or 'missing' end
+local revision = tonumber(redis.call('HGET', KEYS[1], 'revision'))
+local delivered = tonumber(redis.call('HGET', KEYS[2], 'delivered') or '-1')
+if redis.call('HGET', KEYS[2], 'pending') ~= ARGV[1] or revision < delivered then return 'superseded' end
+local holder = redis.call('GET', KEYS[3])
+if holder and holder ~= ARGV[1] then return 'busy' end
+redis.call('SET', KEYS[3], ARGV[1], 'PX', tonumber(ARGV[2]))
+redis.call('ZADD', KEYS[4], 'XX', ARGV[3], ARGV[1])
+return 'ok'
+"""
+_END_POST = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
 # Take up to ARGV[3] deliveries due by ARGV[1], pushing each out by a lease (ARGV[2]) so that no
 # other dispatcher takes it meanwhile; if the taker dies, it is due again when the lease ends.
 _CLAIM_DUE = """
@@ -96,10 +125,14 @@ redis.call('HDEL', KEYS[1], 'payload')
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[7]))
 redis.call('ZREM', KEYS[2], ARGV[1])
 if redis.call('HGET', KEYS[3], 'pending') == ARGV[1] then redis.call('HDEL', KEYS[3], 'pending') end
-redis.call('HSET', KEYS[3], 'delivered', ARGV[4])
+local delivered = tonumber(redis.call('HGET', KEYS[3], 'delivered') or '-1')
+if tonumber(ARGV[4]) > delivered then redis.call('HSET', KEYS[3], 'delivered', ARGV[4]) end
+if redis.call('GET', KEYS[6]) == ARGV[1] then redis.call('DEL', KEYS[6]) end
 redis.call('HINCRBY', KEYS[4], 'deliveries_ok', 1)
-redis.call('HINCRBY', KEYS[5], ARGV[5], 1)
-redis.call('HINCRBYFLOAT', KEYS[5], 'sum', ARGV[6])
+if ARGV[5] ~= '' then
+  redis.call('HINCRBY', KEYS[5], ARGV[5], 1)
+  redis.call('HINCRBYFLOAT', KEYS[5], 'sum', ARGV[6])
+end
 return 1
 """
 
@@ -142,6 +175,8 @@ class Ledger:
         self._claim_due = client.register_script(_CLAIM_DUE)
         self._delivered = client.register_script(_DELIVERED)
         self._requeue = client.register_script(_REQUEUE)
+        self._begin_post = client.register_script(_BEGIN_POST)
+        self._end_post = client.register_script(_END_POST)
 
     def key(self, *parts) -> str:
         return ":".join([self.prefix, *map(str, parts)])
@@ -202,11 +237,12 @@ class Ledger:
     def schedule(self, client_id: str, event_id: str, article_id, revision: int, payload: dict, received_at: float,
                  due_at: float, done_ttl: int) -> tuple[str, str]:
         """Schedule the delivery of an event's tags and mark the event done, in one atomic step.
-        Returns (delivery id, 'scheduled' | 'exists' | 'superseded')."""
+        `revision` None: whatever revision is current (a re-tag line that names none). Returns
+        (delivery id, 'scheduled' | 'exists' | 'superseded')."""
         message_id = delivery_id(client_id, event_id)
         outcome = self._schedule(
             keys=[self.key("article", client_id, article_id), self.key("delivery", message_id), self.key("due")],
-            args=[revision, message_id, due_at, json.dumps(payload, ensure_ascii=False), self.key("delivery", ""),
+            args=[_revision_arg(revision), message_id, due_at, json.dumps(payload, ensure_ascii=False), self.key("delivery", ""),
                   json.dumps(article_id), client_id, event_id, received_at,
                   self.key("done", client_id, event_id), done_ttl, self.key("metrics"), "tasks_done"],
         )
@@ -224,7 +260,7 @@ class Ledger:
                 ids.append(message_id)
                 self._schedule(
                     keys=[self.key("article", e["client_id"], e["article_id"]), self.key("delivery", message_id), self.key("due")],
-                    args=[e["revision"], message_id, e["due_at"], json.dumps(e["payload"], ensure_ascii=False), self.key("delivery", ""),
+                    args=[_revision_arg(e["revision"]), message_id, e["due_at"], json.dumps(e["payload"], ensure_ascii=False), self.key("delivery", ""),
                           json.dumps(e["article_id"]), e["client_id"], e["event_id"], e["received_at"],
                           self.key("done", e["client_id"], e["event_id"]), done_ttl, self.key("metrics"), counter],
                     client=pipe,
@@ -237,6 +273,13 @@ class Ledger:
 
     def delivery(self, message_id: str) -> dict | None:
         return _record(message_id, self.redis.hgetall(self.key("delivery", message_id)))
+
+    def deliveries(self, message_ids: list[str]) -> list[dict | None]:
+        """`delivery` for many, in one round trip."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for message_id in message_ids:
+                pipe.hgetall(self.key("delivery", message_id))
+            return [_record(i, raw) for i, raw in zip(message_ids, pipe.execute())]
 
     def current_deliveries(self, message_ids: list[str], hold_until: float) -> list[dict]:
         """Of these deliveries, the pending ones each article still waits for, held off the
@@ -264,22 +307,41 @@ class Ledger:
         pending = self.redis.hget(self.key("article", record["client"], record["article"]), "pending")
         return record.get("state") == "pending" and pending is not None and pending.decode() == record["id"]
 
-    def mark_delivered(self, record: dict, latency: float, pipe=None) -> None:
+    def mark_delivered(self, record: dict, latency: float | None, pipe=None) -> None:
         """Delivered: off the schedule, the article's pending slot cleared (if it still names this
-        delivery), counted, and its end-to-end latency observed; one atomic step (queued on
-        `pipe` when given, to record a batch in one round trip)."""
-        bucket = next((str(b) for b in LATENCY_BUCKETS if latency <= b), "+Inf")
+        delivery), its post lease released, counted, and its end-to-end latency observed (None:
+        a re-tag's callback, not an event's); one atomic step (queued on `pipe` when given, to
+        record a batch in one round trip)."""
+        bucket = "" if latency is None else next((str(b) for b in LATENCY_BUCKETS if latency <= b), "+Inf")
         self._delivered(
             keys=[self.key("delivery", record["id"]), self.key("due"), self.key("article", record["client"], record["article"]),
-                  self.key("metrics"), self.key("latency")],
-            args=[record["id"], time.time(), record["attempts"] + 1, record["revision"], bucket, latency, self.finished_ttl],
+                  self.key("metrics"), self.key("latency"), self.post_lease_key(record)],
+            args=[record["id"], time.time(), record["attempts"] + 1, record["revision"], bucket, latency or 0, self.finished_ttl],
             client=pipe,
         )
+
+    def post_lease_key(self, record: dict) -> str:
+        return self.key("posting", record["client"], record["article"])
+
+    def begin_post(self, record: dict, lease: float) -> str:
+        """Take the article's post lease for this delivery's attempt, if it is still the one to
+        post: 'ok', 'busy' (another attempt for the article is on the wire), 'superseded', or
+        the delivery's state ('delivered', 'cancelled', 'dead', 'missing')."""
+        outcome = self._begin_post(
+            keys=[self.key("delivery", record["id"]), self.key("article", record["client"], record["article"]),
+                  self.post_lease_key(record), self.key("due")],
+            args=[record["id"], int(lease * 1000), time.time() + lease])
+        return outcome.decode()
+
+    def end_post(self, record: dict, pipe=None) -> None:
+        """Release the article's post lease if this delivery holds it."""
+        self._end_post(keys=[self.post_lease_key(record)], args=[record["id"]], client=pipe)
 
     def reschedule(self, record: dict, due_at: float, error: str) -> None:
         with self.redis.pipeline() as pipe:
             pipe.hset(self.key("delivery", record["id"]), mapping={"attempts": record["attempts"] + 1, "last_error": error[:500], "next_at": due_at})
             pipe.zadd(self.key("due"), {record["id"]: due_at})
+            self.end_post(record, pipe=pipe)
             pipe.execute()
 
     def kill(self, record: dict, error: str) -> None:
@@ -287,6 +349,7 @@ class Ledger:
             pipe.hset(self.key("delivery", record["id"]), mapping={"state": "dead", "attempts": record["attempts"] + 1, "last_error": error[:500], "died_at": time.time()})
             pipe.zrem(self.key("due"), record["id"])
             pipe.zadd(self.key("dead"), {record["id"]: time.time()})
+            self.end_post(record, pipe=pipe)
             pipe.execute()
 
     def drop(self, record: dict, state: str) -> None:
@@ -345,6 +408,10 @@ class Ledger:
 
     def schedule_size(self) -> tuple[int, int]:
         return self.redis.zcard(self.key("due")), self.redis.zcard(self.key("dead"))
+
+
+def _revision_arg(revision) -> str:
+    return "" if revision is None else str(int(revision))
 
 
 def _record(message_id: str, raw: dict) -> dict | None:

@@ -30,6 +30,9 @@ log = logging.getLogger("autotag.pipeline")
 FIRST_ATTEMPT_LEASE = 60.0
 # a task that dies with its worker is redelivered; past this many starts its event is poison
 MAX_TASK_STARTS = 3
+# an attempt's post lease outlives its callback timeout by this much (a worker that dies while
+# posting holds up the article's next attempt for no longer than timeout + margin)
+POST_LEASE_MARGIN = 5.0
 
 
 @dataclass
@@ -198,10 +201,12 @@ def attempt_delivery(runtime: Runtime, message_id: str) -> str:
 
 def attempt_deliveries(runtime: Runtime, message_ids: list[str]) -> list[str]:
     """A batch of scheduled deliveries (the dispatcher hands them out 25 at a time): read and
-    held in two round trips, posted over the kept-alive connection, recorded in one more."""
+    held in two round trips, then each posted over the kept-alive connection once its post
+    lease is taken (which checks again, right before the POST, that a newer revision has not
+    been scheduled or delivered while the batch ran) and recorded as soon as it arrives."""
     ledger, settings = runtime.ledger, runtime.settings
     records = ledger.current_deliveries(message_ids, hold_until=time.time() + settings.callback_timeout * len(message_ids) + 5)
-    outcomes, delivered = [], []
+    outcomes = []
     started, budget = time.time(), settings.task_time_limit / 2  # a slow CMS must not run the task into its hard limit
     for position, record in enumerate(records):
         if time.time() - started > budget:
@@ -210,33 +215,37 @@ def attempt_deliveries(runtime: Runtime, message_ids: list[str]) -> list[str]:
             break
         outcome = _post(runtime, record, json.loads(record["payload"]))
         if outcome == "delivered":
-            delivered.append((record, time.time() - float(record["received_at"])))
+            ledger.mark_delivered(record, time.time() - float(record["received_at"]))
         outcomes.append(outcome)
-    _record_delivered(ledger, delivered)
     return outcomes
 
 
-def post_in_lanes(runtime: Runtime, client, items: list[dict], connections: int, on_delivered: Callable[[list[dict]], None]) -> list[tuple[dict, DeliveryError | None]]:
-    """Post items ({message_id, payload, slot}) each not before its slot, over `connections`
-    keep-alive connections at once (item i on connection i mod n, in order). `on_delivered` is
-    told of each success as it happens, from the connection's thread. A connection stops at its
-    first failure, so a slow CMS never ties up the task. Returns what did not arrive: the
-    failed item with its error, the rest of that connection's items with None."""
-    lanes = [items[start::connections] for start in range(min(connections, len(items)))]
+def post_in_lanes(runtime: Runtime, records: list[dict], slots: list[float], connections: int) -> list[str]:
+    """Post scheduled deliveries (ledger records, payload included), each not before its slot,
+    over `connections` keep-alive connections at once (record i on connection i mod n, in
+    order), each through its post lease like any other attempt and recorded as it arrives
+    (latency not observed: these are re-tag callbacks, not events). A connection stops at its
+    first failure (that delivery goes on to its next retry), so a slow CMS never ties up the
+    task; the records it did not reach are made due at their slots for the dispatcher.
+    Returns each record's outcome ('delivered', 'superseded', 'retrying', 'dead', 'released', ...)."""
+    lanes = [list(range(start, len(records), connections)) for start in range(min(connections, len(records)))]
     sessions = runtime.lane_sessions(len(lanes))
-    leftovers: list[list] = [[] for _ in lanes]
+    outcomes = ["released"] * len(records)
 
     def run(index: int) -> None:
-        for position, item in enumerate(lanes[index]):
-            wait = item["slot"] - time.time()
+        for position, number in enumerate(lanes[index]):
+            wait = slots[number] - time.time()
             if wait > 0:
                 time.sleep(wait)
-            try:
-                post_callback(client, item["message_id"], item["payload"], timeout=runtime.settings.callback_timeout, session=sessions[index])
-            except DeliveryError as error:
-                leftovers[index] = [(item, error)] + [(later, None) for later in lanes[index][position + 1 :]]
+            record = records[number]
+            outcome = outcomes[number] = _post(runtime, record, json.loads(record["payload"]), session=sessions[index])
+            if outcome == "delivered":
+                runtime.ledger.mark_delivered(record, None)
+            elif outcome in ("retrying", "dead"):
+                rest = lanes[index][position + 1 :]
+                if rest:
+                    runtime.ledger.redis.zadd(runtime.ledger.key("due"), {records[n]["id"]: max(slots[n], time.time()) for n in rest}, xx=True)
                 return
-            on_delivered([item])
 
     if len(lanes) == 1:
         run(0)
@@ -246,21 +255,10 @@ def post_in_lanes(runtime: Runtime, client, items: list[dict], connections: int,
             thread.start()
         for thread in threads:
             thread.join()
-    return [entry for leftover in leftovers for entry in leftover]
-
-
-def _record_delivered(ledger: Ledger, delivered: list) -> None:
-    if not delivered:
-        return
-    with ledger.redis.pipeline(transaction=False) as pipe:
-        for record, latency in delivered:
-            ledger.mark_delivered(record, latency, pipe=pipe)
-        pipe.execute()
+    return outcomes
 
 
 def _attempt(runtime: Runtime, record: dict, payload: dict) -> str:
-    # the try about to start holds the delivery off the schedule for its own length only
-    runtime.ledger.hold(record["id"], time.time() + runtime.settings.callback_timeout + 5)
     outcome = _post(runtime, record, payload)
     if outcome == "delivered":
         runtime.ledger.mark_delivered(record, latency=time.time() - float(record["received_at"]))
@@ -268,18 +266,50 @@ def _attempt(runtime: Runtime, record: dict, payload: dict) -> str:
 
 
 def _post(runtime: Runtime, record: dict, payload: dict, session: CallbackSession | None = None) -> str:
-    """One try, its failure handled (rescheduled or dead); a success is for the caller to record."""
-    settings = runtime.settings
+    """One try, under the article's post lease, its failure handled (rescheduled or dead); a
+    success is for the caller to record (which releases the lease). A failure of our own (not
+    the CMS's: a secret that cannot sign, a bug) is recorded with its error, counted, and ends
+    in the dead letters at once, where an operator sees it and can redeliver after the fix."""
+    ledger, settings = runtime.ledger, runtime.settings
+    lease = _take_post_lease(runtime, record)
+    if lease == "superseded":
+        ledger.drop(record, "superseded")
+        ledger.count("deliveries_superseded")
+        return "superseded"
+    if lease == "busy":  # an attempt for the article outlived its lease's margin: the dispatcher tries later
+        ledger.hold(record["id"], time.time() + 1.0)
+        return "waiting"
+    if lease != "ok":
+        return lease
     client = settings.client(record["client"])
     if client is None:
-        runtime.ledger.kill(record, f"client {record['client']!r} is no longer configured")
-        runtime.ledger.count("deliveries_dead")
+        ledger.kill(record, f"client {record['client']!r} is no longer configured")
+        ledger.count("deliveries_dead")
         return "dead"
     try:
         post_callback(client, record["id"], payload, timeout=settings.callback_timeout, session=session or runtime.http)
     except DeliveryError as exc:
         return record_failed_attempt(runtime, record, exc)
+    except Exception as exc:  # noqa: BLE001 - ours, not the CMS's: never retried unseen
+        log.exception("delivery %s failed before reaching the CMS", record["id"])
+        ledger.kill(record, f"not sent: {type(exc).__name__}: {exc}")
+        ledger.count("deliveries_dead")
+        ledger.count("deliveries_failed_internal")
+        return "dead"
     return "delivered"
+
+
+def _take_post_lease(runtime: Runtime, record: dict) -> str:
+    """`Ledger.begin_post`, waiting while another attempt for the same article is on the wire
+    (it ends within its callback timeout; a lease whose holder died expires after the margin)."""
+    lease = runtime.settings.callback_timeout + POST_LEASE_MARGIN
+    deadline, pause = time.monotonic() + lease + 1.0, 0.002
+    while True:
+        outcome = runtime.ledger.begin_post(record, lease)
+        if outcome != "busy" or time.monotonic() > deadline:
+            return outcome
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def record_failed_attempt(runtime: Runtime, record: dict, error: DeliveryError) -> str:
