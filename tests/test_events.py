@@ -36,7 +36,7 @@ def test_refusals_name_the_field(change, field):
 def test_settings_from_toml_with_environment_overrides(tmp_path):
     path = tmp_path / "a.toml"
     path.write_text('redis_url = "redis://h:1/0"\n[[clients]]\nid = "n"\ntoken = "t"\ncallback_url = "https://cms.example/h"\n'
-                    'callback_secret = "whsec_abc"\n')
+                    'callback_secret = "whsec_MDEyMzQ1Njc4OWFiY2RlZg=="\n')
     settings = load_settings(path, environ={"AUTOTAG_REDIS_URL": "redis://other:2/1", "AUTOTAG_PORT": "9000"})
     assert settings.redis_url == "redis://other:2/1" and settings.port == 9000
     assert settings.client("n").callback_url == "https://cms.example/h" and not settings.client("n").allow_private_callback
@@ -45,10 +45,15 @@ def test_settings_from_toml_with_environment_overrides(tmp_path):
 @pytest.mark.parametrize("text, message", [
     ("redis_url = 5", "redis_url"),
     ("colour = 'blue'", "unknown key"),
-    ('[[clients]]\nid = "n"\ntoken = "t"\ncallback_url = "ftp://x"\ncallback_secret = "whsec_a"', "callback_url"),
+    ('[[clients]]\nid = "n"\ntoken = "t"\ncallback_url = "ftp://x"\ncallback_secret = "whsec_MDEyMzQ1Njc4OWFiY2RlZg=="', "callback_url"),
     ('[[clients]]\nid = "n"\ntoken = "t"\ncallback_url = "https://x"\ncallback_secret = "plain"', "callback_secret"),
-    ('[[clients]]\nid = "n"\ntoken = "t"\ncallback_url = "https://x"\ncallback_secret = "whsec_a"\ncallback_connections = 0',
+    ('[[clients]]\nid = "n"\ntoken = "t"\ncallback_url = "https://x"\ncallback_secret = "whsec_MDEyMzQ1Njc4OWFiY2RlZg=="\ncallback_connections = 0',
      "callback_connections"),
+    ('[[clients]]\nid = "n"\ntoken = "t"\ncallback_url = "https://x"\ncallback_secret = "whsec_..."', "callback_secret is not a Standard Webhooks secret"),
+    ('[[clients]]\nid = "n"\ntoken = "t"\ncallback_url = "https://x"\ncallback_secret = "whsec_"', "callback_secret"),
+    ('[[clients]]\nid = "n"\ntoken = "t"\ncallback_url = "https://x"\ncallback_secret = "whsec_abc"', "callback_secret is too short"),
+    ('[[clients]]\nid = "n"\ntoken = "t"\ncallback_url = "https://x"\ncallback_secret = "whsec_MDEyMzQ1Njc4OWFiY2RlZg=="\n'
+     'signing_secret = "whsec_..."', "signing_secret is not"),
     ("task_time_limit = 4000", "visibility_timeout"),
     ("port = 'eighty'", "port"),
     ("not toml [", "not valid TOML"),

@@ -7,7 +7,10 @@ AUTOTAG_PORT, AUTOTAG_MAX_BODY_BYTES, AUTOTAG_KEY_PREFIX). Everything else recei
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,11 +157,10 @@ def _client(entry: object, index: int, source: str) -> Client:
             raise ConfigError(f"{where}: {key!r} is missing or empty")
     if urlsplit(entry["callback_url"]).scheme not in ("http", "https") or not urlsplit(entry["callback_url"]).hostname:
         raise ConfigError(f"{where}: callback_url must be an http(s) URL with a host")
-    if not entry["callback_secret"].startswith("whsec_"):
-        raise ConfigError(f"{where}: callback_secret must be a Standard Webhooks secret (whsec_...)")
+    _check_webhook_secret(entry["callback_secret"], f"{where}: callback_secret")
     signing = entry.get("signing_secret")
-    if signing is not None and (not isinstance(signing, str) or not signing.startswith("whsec_")):
-        raise ConfigError(f"{where}: signing_secret must be a Standard Webhooks secret (whsec_...)")
+    if signing is not None:
+        _check_webhook_secret(signing, f"{where}: signing_secret")
     connections = entry.get("callback_connections", 4)
     if not isinstance(connections, int) or isinstance(connections, bool) or not 1 <= connections <= 64:
         raise ConfigError(f"{where}: callback_connections must be an integer from 1 to 64")
@@ -179,6 +181,27 @@ def _client(entry: object, index: int, source: str) -> Client:
         callback_connections=connections,
         story_tags=story_tags,
     )
+
+
+MIN_SECRET_BYTES = 16
+_MAKE_SECRET = "python3 -c \"import base64, secrets; print('whsec_' + base64.b64encode(secrets.token_bytes(32)).decode())\""
+
+
+def _check_webhook_secret(value, where: str) -> None:
+    """A Standard Webhooks secret is `whsec_` and the base64 of random bytes. A placeholder (the
+    template's `whsec_...`), an empty or undecodable one is refused here, at start: the signing
+    library would otherwise fail on every delivery."""
+    encoded = value.removeprefix("whsec_") if isinstance(value, str) else ""
+    try:
+        if not isinstance(value, str) or not value.startswith("whsec_") or not re.fullmatch(r"[A-Za-z0-9+/]+={0,2}", encoded):
+            raise ValueError
+        decoded = base64.b64decode(encoded + "=" * (-len(encoded) % 4))
+    except (ValueError, binascii.Error):
+        raise ConfigError(f"{where} is not a Standard Webhooks secret (\"whsec_\" and base64, not a placeholder); make one with: "
+                          + _MAKE_SECRET) from None
+    if len(decoded) < MIN_SECRET_BYTES:
+        raise ConfigError(f"{where} is too short: {len(decoded)} bytes after base64, at least {MIN_SECRET_BYTES}; make one with: "
+                          + _MAKE_SECRET)
 
 
 def _int(raw: dict, key: str, default: int, source: str) -> int:
