@@ -47,6 +47,8 @@ def test_people_named_like_countries_are_not_countries(matcher):
 def test_georgia_the_us_state_is_read_from_context(matcher):
     assert codes(matcher, "Voters in Atlanta, Georgia, lined up early.") == ["US", "US"]
     assert codes(matcher, "Protesters in Tbilisi said Georgia must stay on course for the EU.") == ["GE", "GE"]
+    assert codes(matcher, "Halve four ripe Georgia peaches and grill them.") == ["US"]  # a recipe, not the Caucasus
+    assert codes(matcher, "Farmers say this year's Georgia peach crop is the best in a decade.") == ["US"]
 
 
 def test_turkey_the_bird_and_niger_the_nigerian_state(matcher):

@@ -1,10 +1,16 @@
 """The topic classifier learns the corpus' labels, explains itself, and its fast transform is exact."""
 
+import json
+
 import numpy as np
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from worker.engine.corpus import load_corpus
+from worker.engine.tagging import parse_article
 from worker.engine.text import clean_article
-from worker.engine.topics import TopicClassifier, analyze, tokenize
+from worker.engine.topics import TopicClassifier, analyze, readable_evidence, tokenize
+
+from .conftest import ROOT, SEEDS
 
 
 def test_tokenize_folds_case_and_accents():
@@ -84,3 +90,27 @@ def test_a_mask_with_every_cell_known_fits_exactly_as_no_mask(tiny_corpus):
     plain = TopicClassifier().fit(texts, Y, corpus.labels)
     masked = TopicClassifier().fit(texts, Y, corpus.labels, known=np.ones(Y.shape, dtype=bool))
     assert np.array_equal(plain.coef_, masked.coef_) and np.array_equal(plain.stage2_coef_, masked.stage2_coef_)
+
+
+def test_evidence_is_words_and_phrases_an_editor_reads_as_reasons():
+    """Fragments (stop-word-led or -ended phrases, possessive stubs, two-letter tokens, bare
+    verbs) never show; a word inside a chosen phrase is not repeated beside it."""
+    strongest_first = ["us", "the eu", "sanctions on", "ukraine s", "imposed", "sanctions", "korea", "north korea", "2024",
+                       "arms embargo", "embargo", "frozen assets"]
+    assert readable_evidence(strongest_first) == ["sanctions", "north korea", "arms embargo", "frozen assets"]
+
+
+def _readable(term: str) -> bool:
+    words = term.split()
+    return all(len(w) > 2 and not w.isdigit() for w in words) and words[0] not in ENGLISH_STOP_WORDS and words[-1] not in ENGLISH_STOP_WORDS
+
+
+def test_shipped_model_evidence_on_the_seeds_and_a_corpus_sample_is_readable(shipped_tagger):
+    articles = [{"id": path.stem, "title": "", "body": path.read_text(encoding="utf-8")} for path in SEEDS]
+    for file in sorted((ROOT / "models" / "corpus").glob("*.jsonl")):
+        articles += [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines()[:8]]
+    results = shipped_tagger.tag_many([parse_article(a) for a in articles])
+    shown = [term for result in results for tag in result["topics"] for term in tag["evidence"] if not term.startswith("story:")]
+    assert len(shown) > 100
+    assert [term for term in shown if not _readable(term)] == []
+    assert all(tag["evidence"] for result in results for tag in result["topics"])

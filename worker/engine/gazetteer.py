@@ -33,7 +33,8 @@ _CONTEXT_HOMONYMS = {
     "Georgia": (
         "US",
         ("Atlanta", "Savannah", "Augusta", "Kemp", "Fulton County", "Peach State", "U.S. state", "Raffensperger",
-         "Georgia Republican", "Georgia Democrat", "Warnock", "Ossoff", "Alabama", "Florida", "Carolina", "Tennessee"),
+         "Georgia Republican", "Georgia Democrat", "Warnock", "Ossoff", "Alabama", "Florida", "Carolina", "Tennessee",
+         "peach", "Peach", "pecan", "Vidalia", "Braves", "Bulldogs"),
         ("Tbilisi", "Georgian", "Caucasus", "Abkhazia", "Ossetia", "Kobakhidze", "Zourabichvili", "Saakashvili"),
     ),
     "Turkey": (None, ("Thanksgiving", "roast", "gravy", "stuffing"), ("Ankara", "Turkish", "Erdogan", "Erdoğan", "Istanbul")),

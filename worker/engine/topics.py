@@ -20,11 +20,12 @@ from itertools import repeat
 import numpy as np
 from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
 
 EVIDENCE_TERMS = 5
+EVIDENCE_POOL = 40  # the strongest terms looked at, to find EVIDENCE_TERMS readable ones
 WINDOW_TOKENS = 60  # about a paragraph of wire copy; windows overlap by half
 STACK_FOLDS = 5
 STACK_SEED = 7
@@ -53,6 +54,31 @@ def analyze(text: str) -> list[str]:
     """Unigrams and bigrams: the vectoriser's analyzer at fit time."""
     tokens = tokenize(text)
     return tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:])]
+
+
+# n-grams led or ended by these are fragments, not reasons ("sanctions on", "the eu"); nor are
+# these words alone, which carry no topic for an editor ("said", "imposed")
+_FRAGMENT_WORDS = frozenset(ENGLISH_STOP_WORDS) | frozenset(
+    "said says told added according including imposed announced reported week year years month months day days "
+    "monday tuesday wednesday thursday friday saturday sunday percent million billion new".split())
+
+
+def readable_evidence(terms: list[str], limit: int = EVIDENCE_TERMS) -> list[str]:
+    """Of terms strongest first, the first `limit` an editor reads as reasons: no stop word at
+    either end of a phrase, no token of one or two letters ("us", "un", a possessive's "s"), no
+    bare number; a word already inside a chosen phrase ("korea" beside "north korea") is not
+    repeated, and the phrase takes the word's place when it comes later."""
+    chosen: list[str] = []
+    for term in terms:
+        words = term.split()
+        if any(len(w) <= 2 or w.isdigit() for w in words) or words[0] in _FRAGMENT_WORDS or words[-1] in _FRAGMENT_WORDS:
+            continue
+        if any(term in other.split() for other in chosen if " " in other):
+            continue
+        if " " in term:
+            chosen = [other for other in chosen if other not in words]
+        chosen.append(term)
+    return chosen[:limit]
 
 
 @dataclass(frozen=True)
@@ -172,12 +198,13 @@ class TopicClassifier(ClassifierMixin, BaseEstimator):
         return 1.0 / (1.0 + np.exp(-logits))
 
     def evidence(self, X: sparse.csr_matrix, row: int, label_index: int, limit: int = EVIDENCE_TERMS) -> list[str]:
-        """The terms of article `row` of X that pushed hardest towards the label."""
+        """The terms of article `row` of X that pushed hardest towards the label, as an editor
+        reads reasons: content words and phrases (see `readable_evidence`)."""
         span = slice(X.indptr[row], X.indptr[row + 1])
         indices, weights = X.indices[span], X.data[span]
         contributions = weights * self.coef_[label_index, indices]
-        order = np.argsort(-contributions)[:limit]
-        return [str(self.feature_names_[indices[i]]) for i in order if contributions[i] > 0]
+        order = np.argsort(-contributions)[:EVIDENCE_POOL]
+        return readable_evidence([str(self.feature_names_[indices[i]]) for i in order if contributions[i] > 0], limit)
 
     def _fit_first_stage(self, X: sparse.csr_matrix, Y: np.ndarray, known: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         coef, intercept = [], []
