@@ -69,18 +69,43 @@ def test_every_long_running_service_has_a_health_check_and_waits_for_what_it_nee
 
 
 def test_redis_wants_a_password_and_every_client_sends_it():
-    script = interpolate(" ".join(SERVICES["redis"]["command"]), {})
-    assert '--requirepass "$REDIS_PASSWORD"' in script
-    redis_env = {key: interpolate(value, ENV) for key, value in SERVICES["redis"]["environment"].items()}
-    assert redis_env == {"REDIS_PASSWORD": ENV["REDIS_PASSWORD"], "REDISCLI_AUTH": ENV["REDIS_PASSWORD"]}  # the health check's redis-cli
+    command = [interpolate(word, ENV) for word in SERVICES["redis"]["command"]]
+    assert command[0] == "redis-server" and command[command.index("--requirepass") + 1] == ENV["REDIS_PASSWORD"]
+    assert interpolate(SERVICES["redis"]["environment"]["REDISCLI_AUTH"], ENV) == ENV["REDIS_PASSWORD"]  # the health check's redis-cli
     with pytest.raises(AssertionError, match="set REDIS_PASSWORD"):
-        interpolate(SERVICES["redis"]["environment"]["REDIS_PASSWORD"], {})
+        interpolate(SERVICES["redis"]["command"][2], {})
     for name, service in OURS.items():
         url = interpolate(service["environment"]["AUTOTAG_REDIS_URL"], ENV)
         assert url == f"redis://:{ENV['REDIS_PASSWORD']}@redis:6379/0", name
         settings = load_settings(None, environ={"AUTOTAG_REDIS_URL": url})
         assert redis.Redis.from_url(settings.redis_url).connection_pool.connection_kwargs["password"] == ENV["REDIS_PASSWORD"]
     assert 'redis://:$REDIS_PASSWORD@redis:6379/0' in interpolate(" ".join(SERVICES["flower"]["command"]), {})
+
+
+def test_redis_run_with_the_compose_command_refuses_a_client_without_the_password(tmp_path):
+    """The compose command on a real redis-server (loopback, a free port, a temporary dir added):
+    the URL the services get is let in, a connection without the password is not."""
+    from worker.service.up import redis_server_binary
+
+    port = free_port()
+    command = [interpolate(word, ENV) for word in SERVICES["redis"]["command"]]
+    server = subprocess.Popen([redis_server_binary(), *command[1:], "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = interpolate(OURS["worker"]["environment"]["AUTOTAG_REDIS_URL"], ENV).replace("@redis:6379", f"@127.0.0.1:{port}")
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                assert redis.Redis.from_url(url).ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not answer"
+                time.sleep(0.05)
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(host="127.0.0.1", port=port).ping()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 def test_flower_asks_for_a_password_and_workers_send_it_events():
