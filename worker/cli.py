@@ -10,6 +10,7 @@
     autotag redeliver ID|--all-dead   put dead deliveries back on the schedule
     autotag retag EXPORT         re-tag an archive export (dry-run diff, callbacks, resume)
     autotag feedback report      what editors decided, per tag and model version
+    autotag check                the configuration, before starting: secrets, callback hosts, model bundle
 """
 
 from __future__ import annotations
@@ -100,7 +101,11 @@ def _parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run a Celery worker alone (needs redis_url)")
     worker.add_argument("--concurrency", type=int, default=None, help="worker processes (default: one per core)")
     worker.add_argument("--loglevel", default="WARNING")
+    worker.add_argument("--task-events", action="store_true", help="send task events from the start (Flower shows them)")
     worker.set_defaults(run=_run_worker)
+
+    check = commands.add_parser("check", help="check the configuration before starting: secrets, callback hosts, model bundle")
+    check.set_defaults(run=_run_check)
 
     deliveries = commands.add_parser("deliveries", help="list pending and dead callback deliveries")
     deliveries.add_argument("--dead", action="store_true", help="only dead deliveries")
@@ -279,6 +284,9 @@ def _run_serve(args) -> int:
     settings = _service_settings(load_settings())
     import os
 
+    from .service.preflight import warn_about_callbacks
+
+    warn_about_callbacks(settings, sys.stderr)
     app = create_app(settings, queue_prefix=os.environ.get("AUTOTAG_QUEUE_PREFIX", ""))
     api = create_ingress(settings, app, Ledger(redis.Redis.from_url(settings.redis_url), settings.key_prefix, settings.idempotency_ttl))
     uvicorn.run(api, host=args.host or settings.host, port=args.port or settings.port, log_level="warning")
@@ -294,6 +302,10 @@ def _run_worker(args) -> int:
     verify_bundle(settings.model_dir or default_bundle_path())  # refuse a bad bundle before starting anything
     import os
 
+    from .service.preflight import warn_about_callbacks
+
+    warn_about_callbacks(settings, sys.stderr)
+
     app = create_app(settings, queue_prefix=os.environ.get("AUTOTAG_QUEUE_PREFIX", ""))
     prefix = app.autotag_queue_prefix
     # one worker serves live events and re-tag chunks in turn; run a worker with only
@@ -302,7 +314,29 @@ def _run_worker(args) -> int:
             "--without-gossip", "--without-mingle"]
     if args.concurrency:
         argv.append(f"--concurrency={args.concurrency}")
+    if args.task_events:
+        argv.append("--task-events")
     app.worker_main(argv)
+    return EXIT_OK
+
+
+def _run_check(args) -> int:
+    from .engine.artifacts import verify_bundle
+    from .service.preflight import callback_problems
+    from .service.settings import load_settings
+
+    settings = load_settings()  # a malformed key or a secret's unset variable: one line, exit 2
+    problems = callback_problems(settings)
+    try:
+        verify_bundle(settings.model_dir or default_bundle_path())
+    except AutotagError as exc:
+        problems.append(str(exc))
+    for problem in problems:
+        print(f"autotag: {problem}", file=sys.stderr)
+    if problems:
+        return EXIT_ERROR
+    print(f"autotag: configuration OK: {len(settings.clients)} client(s), each callback host resolves within what it allows, "
+          "model bundle verified")
     return EXIT_OK
 
 

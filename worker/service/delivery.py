@@ -34,11 +34,13 @@ def sign(secret: str, message_id: str, body: str, now: datetime | None = None) -
     }
 
 
-def check_callback_target(url: str, *, allow_private: bool) -> str | None:
+def check_callback_target(url: str, *, allow_private: bool, allow_networks: tuple = ()) -> str | None:
     """Refuse a callback whose host is, or resolves to, a private, loopback, link-local or
-    otherwise non-public address, unless the client's config explicitly allows it. Returns the
+    otherwise non-public address, unless the client's config allows it: all of them
+    (`allow_private_callback`) or those within its `callback_allow_networks`. Returns the
     checked address to connect to (None when private targets are allowed: connect by name), so
-    a second DNS answer cannot swap in another address between the check and the connection."""
+    a second DNS answer cannot swap in another address between the check and the connection.
+    Run at every delivery, not only at start: DNS answers change."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise DeliveryError(f"callback URL {url!r} is not an http(s) URL", permanent=True)
@@ -50,10 +52,13 @@ def check_callback_target(url: str, *, allow_private: bool) -> str | None:
         raise DeliveryError(f"callback host {parts.hostname!r} does not resolve: {exc}") from exc
     for info in infos:
         address = ipaddress.ip_address(info[4][0].split("%")[0])
+        if any(address in network for network in allow_networks):
+            continue
         if not address.is_global or address.is_multicast:
+            outside = f" outside its callback_allow_networks ({', '.join(map(str, allow_networks))})" if allow_networks else ""
             raise DeliveryError(
-                f"callback host {parts.hostname!r} resolves to non-public address {address}; "
-                "set allow_private_callback = true for this client to permit it",
+                f"callback host {parts.hostname!r} resolves to non-public address {address}{outside}; "
+                "add its network to the client's callback_allow_networks (e.g. [\"10.0.0.0/8\"]) to permit it",
                 permanent=True,
             )
     return infos[0][4][0]
@@ -133,7 +138,8 @@ class CallbackSession:
 
 def post_callback(client: Client, message_id: str, payload: dict, *, timeout: float, session: CallbackSession | None = None) -> int:
     """One signed POST of `payload` to the client's callback URL; returns the 2xx status."""
-    address = check_callback_target(client.callback_url, allow_private=client.allow_private_callback)
+    address = check_callback_target(client.callback_url, allow_private=client.allow_private_callback,
+                                     allow_networks=client.callback_allow_networks)
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
     headers = {"content-type": "application/json", "user-agent": _USER_AGENT, **sign(client.callback_secret, message_id, body)}
     owner = session is None

@@ -2,13 +2,16 @@
 
 The file is TOML at $AUTOTAG_CONFIG (see README); single values can be overridden by
 environment variables (AUTOTAG_REDIS_URL, AUTOTAG_DATA_DIR, AUTOTAG_MODEL, AUTOTAG_HOST,
-AUTOTAG_PORT, AUTOTAG_MAX_BODY_BYTES, AUTOTAG_KEY_PREFIX). Everything else receives values as arguments.
+AUTOTAG_PORT, AUTOTAG_MAX_BODY_BYTES, AUTOTAG_KEY_PREFIX); a client's secrets can be named by
+environment variable instead (`token_env`, `callback_secret_env`, `signing_secret_env`), so the
+file itself holds none. Everything else receives values as arguments.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 import re
 import tomllib
@@ -33,6 +36,9 @@ class Client:
     callback_secret: str
     signing_secret: str | None = None
     allow_private_callback: bool = False
+    # private networks the callback host may resolve into (a CMS on the newsroom's network),
+    # rather than allow_private_callback's anything-goes
+    callback_allow_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     # a re-tag posts over this many connections at once per worker process (within the run's
     # rate): a CMS answering in 50 ms takes 20 callbacks/s per connection, so one is not enough
     callback_connections: int = 4
@@ -96,10 +102,10 @@ def load_settings(path: str | Path | None = None, environ: dict | None = None) -
         "key_prefix": environ.get("AUTOTAG_KEY_PREFIX"),
     }
     raw.update({key: value for key, value in overrides.items() if value not in (None, "")})
-    return _build(raw, source=str(path or "environment"))
+    return _build(raw, source=str(path or "environment"), environ=environ)
 
 
-def _build(raw: dict, source: str) -> Settings:
+def _build(raw: dict, source: str, environ=None) -> Settings:
     known = {"redis_url", "data_dir", "model_dir", "clients", "host", "port", "max_body_bytes", "retry_delays",
              "retry_jitter", "callback_timeout", "visibility_timeout", "task_time_limit", "signature_tolerance",
              "idempotency_ttl", "key_prefix", "dispatch_lease", "feedback_retention_days", "preview_concurrency", "story_window_days"}
@@ -111,7 +117,8 @@ def _build(raw: dict, source: str) -> Settings:
         raise ConfigError(f"{source}: redis_url must be a string")
     if redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
         raise ConfigError(f"{source}: redis_url must be a redis://, rediss:// or unix:// URL, not {redis_url!r}")
-    clients = tuple(_client(entry, i, source) for i, entry in enumerate(raw.get("clients", [])))
+    environ = os.environ if environ is None else environ
+    clients = tuple(_client(_secrets_from_environment(entry, i, source, environ), i, source) for i, entry in enumerate(raw.get("clients", [])))
     if len({c.id for c in clients}) != len(clients):
         raise ConfigError(f"{source}: two clients share an id")
     settings = Settings(
@@ -167,8 +174,9 @@ def _client(entry: object, index: int, source: str) -> Client:
     story_tags = entry.get("story_tags", "shared")
     if story_tags not in ("shared", "suggest", "off"):
         raise ConfigError(f"{where}: story_tags must be \"shared\", \"suggest\" or \"off\"")
+    networks = _networks(entry.get("callback_allow_networks", []), where)
     extra = sorted(set(entry) - {"id", "token", "callback_url", "callback_secret", "signing_secret", "allow_private_callback",
-                                 "callback_connections", "story_tags"})
+                                 "callback_connections", "story_tags", "callback_allow_networks"})
     if extra:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(extra)}")
     return Client(
@@ -178,6 +186,7 @@ def _client(entry: object, index: int, source: str) -> Client:
         callback_secret=entry["callback_secret"],
         signing_secret=signing,
         allow_private_callback=bool(entry.get("allow_private_callback", False)),
+        callback_allow_networks=networks,
         callback_connections=connections,
         story_tags=story_tags,
     )
@@ -202,6 +211,44 @@ def _check_webhook_secret(value, where: str) -> None:
     if len(decoded) < MIN_SECRET_BYTES:
         raise ConfigError(f"{where} is too short: {len(decoded)} bytes after base64, at least {MIN_SECRET_BYTES}; make one with: "
                           + _MAKE_SECRET)
+
+
+_SECRET_KEYS = ("token", "callback_secret", "signing_secret")
+
+
+def _secrets_from_environment(entry: object, index: int, source: str, environ) -> object:
+    """A client table with each `<secret>_env` key replaced by the value of the variable it
+    names: the TOML (a mounted file, a repository) then holds no secret. A named variable that
+    is unset or empty stops the start, naming it."""
+    if not isinstance(entry, dict):
+        return entry
+    where = f"{source}: clients[{index}]"
+    resolved = dict(entry)
+    for key in _SECRET_KEYS:
+        name = resolved.pop(f"{key}_env", None)
+        if name is None:
+            continue
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{where}: {key}_env must name an environment variable")
+        if key in entry:
+            raise ConfigError(f"{where}: set {key!r} or {key + '_env'!r}, not both")
+        value = environ.get(name)
+        if not value:
+            raise ConfigError(f"{where}: {key}_env names ${name}, which is unset or empty; set it in the environment")
+        resolved[key] = value
+    return resolved
+
+
+def _networks(value: object, where: str) -> tuple:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f'{where}: callback_allow_networks must be a list of networks, e.g. ["10.0.0.0/8"]')
+    networks = []
+    for item in value:
+        try:
+            networks.append(ipaddress.ip_network(item))
+        except ValueError as exc:
+            raise ConfigError(f"{where}: callback_allow_networks: {item!r} is not a network ({exc})") from exc
+    return tuple(networks)
 
 
 def _int(raw: dict, key: str, default: int, source: str) -> int:

