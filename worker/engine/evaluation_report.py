@@ -123,8 +123,9 @@ def _per_tag_section(report: dict, labels: list[str]) -> str:
         bars = ax.bar(x + offset, [m[key] for m in figures], width=0.26, color=colour, label=key if key != "f1" else "F1")
         ax.bar_label(bars, fmt="%.2f", fontsize=8, padding=2)
     ax.set_xticks(x, names)
-    ax.set_ylim(0, 1.12)
-    ax.legend(loc="lower right", fontsize=9, ncols=3)
+    ax.set_ylim(0, 1.25)
+    ax.set_yticks(np.arange(0, 1.01, 0.2))
+    ax.legend(loc="upper center", fontsize=9, ncols=3)
     ax.set_title("per tag, at the accept thresholds (tags as given)", fontsize=11)
     return "<h2>Per tag</h2>" + image(figure, "precision, recall and F1 per tag")
 
