@@ -119,3 +119,11 @@ def test_the_curves_count_a_never_scored_positive_as_missed_at_every_threshold()
     assert (precision[at[0.5]], recall[at[0.5]]) == (0.5, 1 / 3)
     assert (precision[at[0.2]], recall[at[0.2]]) == (2 / 3, 2 / 3)
     assert np.isnan(precision[at[0.95]]) and recall[at[0.95]] == 0.0
+
+
+def test_evaluate_html_of_an_empty_file_is_still_a_page(tiny_bundle, tmp_path, capsys):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert main(["evaluate", "--data", str(empty), "--model", str(tiny_bundle), "--html", str(tmp_path / "r.html")]) == 0
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert len(assert_self_contained(page)) == 2 and "No country was labelled or tagged." in page

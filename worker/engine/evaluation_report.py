@@ -34,7 +34,7 @@ def precision_recall_curve(scores: np.ndarray, truth: np.ndarray, never_scored: 
 
 
 def topic_rows(gold: list[GoldArticle], raw: list[dict], label: str) -> tuple[np.ndarray, np.ndarray]:
-    return np.array([r["topics"][label] for r in raw]), np.array([label in g.topics for g in gold])
+    return np.array([r["topics"][label] for r in raw], dtype=float), np.array([label in g.topics for g in gold], dtype=bool)
 
 
 def region_rows(gold: list[GoldArticle], raw: list[dict]) -> tuple[np.ndarray, np.ndarray, int]:
