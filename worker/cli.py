@@ -507,6 +507,8 @@ def _finish_retag(args, directory: Path, report: dict, table: str) -> int:
         from .retag.report import write as write_html
 
         html_path = report_path.with_suffix(".html")
+        if html_path == report_path:  # --report named an .html file: never write over the JSON
+            html_path = report_path.with_name(report_path.name + ".html")
         write_html(report, Path(report["per_article"]), html_path)
         print(f"with charts: {html_path}")
     print(f"report: {report_path}")
