@@ -38,7 +38,9 @@ def test_dry_run_reports_the_diff_against_current_tags(tmp_path):
     per_article = [json.loads(line) for line in open(report["per_article"])]
     assert per_article == [{"id": "x1", "line": 1, "changes": {"topics": {"added": ["arms-deals"], "removed": ["sanctions"]},
                                                               "regions": {"added": ["KR"], "removed": []}},
-                            "editor_kept": {"topics": {"set": [], "removed": []}, "regions": {"set": [], "removed": []}}}]
+                            "editor_kept": {"topics": {"set": [], "removed": []}, "regions": {"set": [], "removed": []}},
+                            "before": {"topics": ["sanctions"], "regions": ["PL"]},
+                            "after": {"topics": ["arms-deals"], "regions": ["PL", "KR"]}}]
     assert "arms-deals" in run.stdout and "gain" in run.stdout  # the terminal table
     assert [json.loads(line)["id"] for line in open(tmp_path / "out.jsonl")] == ["x1", "x2"]
 

@@ -65,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print the full report as JSON")
     evaluate.add_argument("--worst", type=int, default=10, help="how many of the worst errors to list")
     evaluate.add_argument("--stories", choices=("shared", "suggest", "off"), default="shared", help="how versions of one story are tagged")
+    evaluate.add_argument("--html", type=Path, default=None, metavar="FILE",
+                          help="also write a self-contained HTML report with figures (precision/recall against the threshold, per tag, per country, worst errors)")
     evaluate.set_defaults(run=_run_evaluate)
 
     train = commands.add_parser("train", help="train a model bundle from a corpus")
@@ -194,6 +196,8 @@ def _run_evaluate(args) -> int:
     from .engine.evaluation import GoldArticle, format_report, score, story_report
     from .engine.tagging import Tagger, parse_article
 
+    if args.html and not args.html.parent.is_dir():
+        raise InputError(f"cannot write the HTML report to {args.html}: no directory {args.html.parent}; name a file in an existing directory")
     tagger = Tagger.load(args.model)
     gold, articles = [], []
     with _open_input(args.data) as stream:
@@ -210,11 +214,27 @@ def _run_evaluate(args) -> int:
                     story=record.get("story"),
                 )
             )
-    report = score(gold, tagger.tag_many(articles, stories=args.stories), tagger.labels, worst=args.worst)
+    results = tagger.tag_many(articles, stories=args.stories)
+    report = score(gold, results, tagger.labels, worst=args.worst)
     report["model_version"] = tagger.model_version
     report["stories"] = story_report(gold, tagger, articles)
     print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else format_report(report))
+    if args.html:
+        _write_evaluation_html(args, report, gold, articles, results, tagger)
     return EXIT_OK
+
+
+def _write_evaluation_html(args, report, gold, articles, results, tagger) -> None:
+    from .engine.evaluation_report import render
+    from .engine.tagging import country_names
+
+    page = render(report, gold, [a.title for a in articles], results, tagger.scores(articles), tagger.manifest["thresholds"],
+                  country_names(), source=args.data.name)
+    try:
+        args.html.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write the HTML report to {args.html}: {exc.strerror}; name a writable file with --html") from exc
+    print(f"autotag: HTML report written to {args.html}", file=sys.stderr)
 
 
 def _run_train(args) -> int:
@@ -519,6 +539,14 @@ def _finish_retag(args, directory: Path, report: dict, table: str) -> int:
     report_path = args.report or directory / "report.json"
     report_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(table)
+    if report["dry_run"]:
+        from .retag.report import write as write_html
+
+        html_path = report_path.with_suffix(".html")
+        if html_path == report_path:  # --report named an .html file: never write over the JSON
+            html_path = report_path.with_name(report_path.name + ".html")
+        write_html(report, Path(report["per_article"]), html_path)
+        print(f"with charts: {html_path}")
     print(f"report: {report_path}")
     return EXIT_SOME_FAILED if report["bad_lines"] else EXIT_OK
 

@@ -159,6 +159,24 @@ class Tagger:
             )
         return results, signatures
 
+    def scores(self, articles: list[ArticleInput]) -> list[dict]:
+        """Every score, below the review thresholds too, for curves against a threshold: per
+        article {"topics": {label: score}, "regions": {code: salience}} (regions: the countries
+        the gazetteer found)."""
+        if not articles:
+            return []
+        cleaned = [_bounded(clean_article(a.title, a.body)) for a in articles]
+        topic_scores = self.topic_model.scores(self.topic_model.vectorize([c.text for c in cleaned]))
+        found = [find_candidates(c, self.matcher) for c in cleaned]
+        all_features = [features for _, features in found if len(features)]
+        salience = self.salience_model.salience(np.vstack(all_features)).tolist() if all_features else []
+        per_article, offset = [], 0
+        for index, (candidates, _) in enumerate(found):
+            regions = dict(zip((c.code for c in candidates), salience[offset : offset + len(candidates)]))
+            offset += len(candidates)
+            per_article.append({"topics": dict(zip(self.labels, topic_scores[index].tolist())), "regions": regions})
+        return per_article
+
     def _topics(self, rows, index: int, scores: list[float]) -> tuple[list, list]:
         accepted, suggested = [], []
         for j in sorted(range(len(scores)), key=scores.__getitem__, reverse=True):

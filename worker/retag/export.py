@@ -26,7 +26,7 @@ from typing import Iterator
 
 from ..engine.archive import ArchiveLine, read_archive
 from ..engine.decisions import KINDS, NO_DECISIONS, Decisions, apply_decisions
-from ..engine.tagging import Tagger
+from ..engine.tagging import Tagger, country_names
 from ..errors import InputError
 from ..service.decision_store import DecisionStore
 
@@ -120,21 +120,25 @@ def add_to_summary(summary: Summary, result: dict) -> None:
 
 
 def change_entry(line: ArchiveLine, result: dict) -> str | None:
-    """The per-article line of changes.jsonl: tags added and removed, editor decisions kept
-    (None when the article changes nothing and no decision was needed)."""
+    """The per-article line of changes.jsonl: tags added and removed, editor decisions kept, the
+    tags before (what the CMS holds) and after (None when the article changes nothing and no decision was needed)."""
     touched = any(result["changes"][kind][side] for kind, _ in KINDS for side in ("added", "removed")) or any(
         result["editor_kept"][kind][side] for kind, _ in KINDS for side in ("set", "removed"))
     if not touched:
         return None
-    return json.dumps({"id": result["id"], "line": line.line_no, "changes": result["changes"], "editor_kept": result["editor_kept"]},
-                      ensure_ascii=False)
+    return json.dumps({"id": result["id"], "line": line.line_no, "changes": result["changes"], "editor_kept": result["editor_kept"],
+                       "before": {kind: sorted(line.current[kind]) for kind, _ in KINDS},
+                       "after": {kind: [t[key] for t in result[kind]] for kind, key in KINDS}}, ensure_ascii=False)
 
 
 def format_summary(summary: Summary) -> str:
     lines = [f"{summary.articles} articles re-tagged, {summary.changed} would change, {summary.bad_lines} bad lines skipped, "
              f"{summary.editor_kept} editor decisions kept", "", f"{'tag':<18}{'gain':>8}{'lose':>8}"]
-    for tag, counts in summary.as_dict()["per_tag"].items():
-        lines.append(f"{tag:<18}{counts['gain']:>8}{counts['lose']:>8}")
+    rows = ordered_tags(summary.as_dict()["per_tag"])
+    width = max([18] + [len(name) + 2 for _, name, _ in rows])
+    lines[-1] = f"{'tag':<{width}}{'gain':>8}{'lose':>8}"
+    for _, name, counts in rows:
+        lines.append(f"{name:<{width}}{counts['gain']:>8}{counts['lose']:>8}")
     if not summary.gains and not summary.losses:
         lines.append("(no tag changes)")
     if summary.superseded:
@@ -142,6 +146,21 @@ def format_summary(summary: Summary) -> str:
     if summary.undelivered:
         lines.append(f"{summary.undelivered} callbacks wait on the service's retry schedule (see: autotag deliveries)")
     return "\n".join(lines)
+
+
+def ordered_tags(per_tag: dict[str, dict]) -> list[tuple[str, str, dict]]:
+    """(tag, shown name, counts) in the order of the dry run's table and report.html: topics
+    first, then countries, each most changed first, ties by name; a country shown by the name
+    editors know it by (South Korea (KR)), not its code. A tag that is an ISO country code is a
+    country (topic labels are lower-case slugs)."""
+    names = country_names()
+
+    def key(item):
+        tag, counts = item
+        is_country = tag in names
+        return (is_country, -(counts["gain"] + counts["lose"]), (names[tag] if is_country else tag).casefold(), tag)
+
+    return [(tag, f"{names[tag]} ({tag})" if tag in names else tag, counts) for tag, counts in sorted(per_tag.items(), key=key)]
 
 
 # --- a local run: in-process, no broker (small archives, testing) -------------------------

@@ -36,6 +36,7 @@ from .enqueue import EventQueue
 from .events import parse_event, parse_preview
 from .feedback import MAX_FEEDBACK_BYTES, parse_feedback
 from .ledger import LATENCY_BUCKETS, Ledger
+from .liveness import alive
 from .settings import Client, Settings
 from .story_index import StoryIndex
 
@@ -154,7 +155,7 @@ def create_ingress(settings: Settings, celery_app, ledger: Ledger, *, demo_inbox
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def readyz(_: Request) -> Response:
+    async def readiness_problems() -> dict:
         problems = {}
         try:
             await run_in_threadpool(ledger.redis.ping)
@@ -166,13 +167,19 @@ def create_ingress(settings: Settings, celery_app, ledger: Ledger, *, demo_inbox
             problems["model"] = str(exc)
         if model.tagger is None and "model" not in problems:
             problems["model"] = model.error or "loading"
+        return problems
+
+    async def readyz(_: Request) -> Response:
+        problems = await readiness_problems()
         if problems:
             return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
         return JSONResponse({"status": "ready", "model_version": model.tagger.model_version})
 
     async def metrics(_: Request) -> Response:
         try:
-            text = await run_in_threadpool(render_metrics, ledger, [queue, celery_app.autotag_queue_prefix + "autotag.deliver"], decisions)
+            ready = not await readiness_problems()
+            text = await run_in_threadpool(render_metrics, ledger, [queue, celery_app.autotag_queue_prefix + "autotag.deliver"], decisions,
+                                           ready)
         except redis.RedisError:
             return PlainTextResponse("# broker unreachable\nautotag_up 0\n", status_code=503)
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
@@ -237,10 +244,14 @@ def _preview(tagger: Tagger, decisions: DecisionStore, stories: StoryIndex, sett
     return apply_decisions(story, remembered)[0]
 
 
-def render_metrics(ledger: Ledger, queues: list[str], decisions: DecisionStore) -> str:
-    """Prometheus text format from the counters every process keeps in Redis."""
+def render_metrics(ledger: Ledger, queues: list[str], decisions: DecisionStore, ready: bool | None = None) -> str:
+    """Prometheus text format from the counters every process keeps in Redis; `ready`: what
+    /readyz would answer, for the readiness alert."""
     counters, latency = ledger.counters()
     lines = ["autotag_up 1"]
+    if ready is not None:
+        lines += ["# TYPE autotag_ready gauge", f"autotag_ready {int(ready)}"]
+    lines += ["# TYPE autotag_workers_alive gauge", f"autotag_workers_alive {alive(ledger)}"]
     for name in ("events_received", "events_rejected", "events_duplicate", "events_unpublished", "tasks_done", "tasks_failed",
                  "deliveries_ok", "deliveries_retried", "deliveries_dead", "deliveries_superseded", "previews", "previews_rejected",
                  "previews_refused", "feedback_received", "feedback_duplicate", "feedback_rejected"):

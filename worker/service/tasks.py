@@ -17,6 +17,7 @@ from celery import shared_task, signals
 
 from .app import TAG_QUEUE
 from .ledger import Ledger
+from .liveness import HEARTBEAT_INTERVAL, beat, leave
 from .pipeline import Runtime, attempt_deliveries, dispatch_due, process_event, requeue_stalled_events
 from ..engine.tagging import Tagger
 
@@ -27,6 +28,7 @@ STALLED_MARGIN = 30.0  # ...that are this far past the visibility timeout
 TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 _runtime: Runtime | None = None
 _stop_dispatcher = threading.Event()
+_worker_name: str | None = None  # this worker's node name (celery@host), stamped for /metrics
 
 
 def runtime_for(app) -> Runtime:
@@ -67,7 +69,13 @@ def _fresh_connections_after_fork(**_):
 
 @signals.worker_ready.connect
 def _start_dispatcher(sender=None, **_):
+    global _worker_name
     app = sender.app
+    _worker_name = sender.hostname
+    try:
+        beat(runtime_for(app).ledger, _worker_name)  # alive from the moment it takes tasks; then every few seconds
+    except redis.RedisError:
+        pass  # the dispatcher stamps it once Redis answers
     _stop_dispatcher.clear()
     threading.Thread(target=_dispatch_forever, args=(app,), name="autotag-dispatcher", daemon=True).start()
 
@@ -75,6 +83,11 @@ def _start_dispatcher(sender=None, **_):
 @signals.worker_shutdown.connect
 def _stop(**_):
     _stop_dispatcher.set()
+    if _runtime is not None and _worker_name:
+        try:
+            leave(_runtime.ledger, _worker_name)  # at once, rather than when its stamp ages out
+        except redis.RedisError:
+            pass
 
 
 def _dispatch_forever(app) -> None:
@@ -83,8 +96,12 @@ def _dispatch_forever(app) -> None:
     send = lambda message_ids: deliver.apply_async(args=[message_ids])  # noqa: E731
     tag_queue = app.autotag_queue_prefix + TAG_QUEUE
     next_sweep = time.monotonic() + SWEEP_INTERVAL
+    next_beat = time.monotonic() + HEARTBEAT_INTERVAL
     while not _stop_dispatcher.wait(DISPATCH_INTERVAL):
         try:
+            if time.monotonic() >= next_beat and _worker_name:
+                next_beat = time.monotonic() + HEARTBEAT_INTERVAL
+                beat(ledger, _worker_name)
             dispatch_due(ledger, send, settings.dispatch_lease)
             if time.monotonic() >= next_sweep:
                 next_sweep = time.monotonic() + SWEEP_INTERVAL
