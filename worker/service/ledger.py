@@ -21,6 +21,7 @@ Keys (all under one prefix):
     dead                       sorted set: delivery id -> when it died
     progress                   sorted set: `started_upto`, the latest queueing time of a started event
     metrics / latency          hashes of counters and latency-histogram buckets
+    activity:{slot}            the last hour's events, callbacks and latencies (see activity.py)
 
 Ordering rules live in Lua scripts so each is one atomic step: a delivery for an older
 revision is never scheduled after a newer one, scheduling a newer revision supersedes a pending
@@ -34,6 +35,8 @@ import json
 import time
 
 import redis
+
+from . import activity
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -100,6 +103,9 @@ redis.call('HSET', KEYS[3], 'delivered', ARGV[4])
 redis.call('HINCRBY', KEYS[4], 'deliveries_ok', 1)
 redis.call('HINCRBY', KEYS[5], ARGV[5], 1)
 redis.call('HINCRBYFLOAT', KEYS[5], 'sum', ARGV[6])
+redis.call('HINCRBY', KEYS[6], 'callbacks', 1)
+redis.call('HINCRBY', KEYS[6], ARGV[8], 1)
+redis.call('EXPIRE', KEYS[6], tonumber(ARGV[9]))
 return 1
 """
 
@@ -271,8 +277,9 @@ class Ledger:
         bucket = next((str(b) for b in LATENCY_BUCKETS if latency <= b), "+Inf")
         self._delivered(
             keys=[self.key("delivery", record["id"]), self.key("due"), self.key("article", record["client"], record["article"]),
-                  self.key("metrics"), self.key("latency")],
-            args=[record["id"], time.time(), record["attempts"] + 1, record["revision"], bucket, latency, self.finished_ttl],
+                  self.key("metrics"), self.key("latency"), activity.slot_key(self.prefix)],
+            args=[record["id"], time.time(), record["attempts"] + 1, record["revision"], bucket, latency, self.finished_ttl,
+                  activity.latency_field(latency), activity.KEEP_SECONDS],
             client=pipe,
         )
 
