@@ -111,8 +111,10 @@ def test_an_interrupted_run_resumes_and_delivers_each_article_once(tmp_path):
         before = len(cms.received)
         assert 0 < before < 24
         run_id = stderr.split("--resume ")[1].split()[0].rstrip(")")
-        status = retag(tmp_path, "--status", run_id)
+        status = retag(tmp_path, "--status", run_id, "--json")
         assert json.loads(status.stdout)["finished"] is False
+        status = retag(tmp_path, "--status", run_id)
+        assert "(local) stopped after line" in status.stdout and f"autotag retag --resume {run_id}" in status.stdout
         resumed = retag(tmp_path, "--resume", run_id, env=_config(tmp_path, cms))
         assert resumed.returncode == 0, resumed.stderr
         ids = [r["payload"]["article"]["id"] for r in cms.received]

@@ -96,7 +96,7 @@ def test_a_killed_worker_and_a_resume_deliver_every_article_once(stack, tmp_path
     # most one per connection the chunk was posting over
     assert len({c["headers"]["webhook-id"] for c in calls}) == 1000
     assert len(ids) - 1000 <= 4
-    status = json.loads(retag(stack, tmp_path, "--status", run_id).stdout)
+    status = json.loads(retag(stack, tmp_path, "--status", run_id, "--json").stdout)
     assert status["finished"] and status["articles_done"] == 1000
 
 

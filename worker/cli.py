@@ -5,6 +5,7 @@
     autotag train                corpus (+ archive exports' editor decisions) -> model bundle
     autotag bench                in-process throughput, load time and peak memory
     autotag up                   the whole service on one machine (embedded Redis unless configured)
+    autotag status               is it up: Redis, workers, queues, deliveries, recent traffic, re-tag runs
     autotag serve | worker       the HTTP ingress or a Celery worker alone (production)
     autotag deliveries           pending and dead callback deliveries
     autotag redeliver ID|--all-dead   put dead deliveries back on the schedule
@@ -93,7 +94,13 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=8080)
     up.add_argument("--demo", action="store_true", help="publish examples/articles.jsonl through the ingress once ready and print the callbacks")
     up.add_argument("--once", action="store_true", help="with --demo: stop after the demo's callbacks arrived")
+    up.add_argument("-v", "--verbose", action="store_true", help="show the worker's own output (else in worker.log in the data directory)")
     up.set_defaults(run=_run_up)
+
+    status = commands.add_parser("status", help="the running service at a glance; exit status 1 when something is down")
+    status.add_argument("--json", action="store_true")
+    status.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for the workers' answers (default 1)")
+    status.set_defaults(run=_run_status)
 
     serve = commands.add_parser("serve", help="run the HTTP ingress alone (needs redis_url)")
     serve.add_argument("--host", default=None)
@@ -131,6 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     retag.add_argument("--rate", type=float, default=20.0, help="at most this many callbacks per second (default 20)")
     retag.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted run")
     retag.add_argument("--status", metavar="RUN_ID", help="show a run's progress")
+    retag.add_argument("--json", action="store_true", help="with --status: as JSON")
     retag.add_argument("--model", type=Path, default=None)
     retag.add_argument("--max-body-bytes", type=int, default=2 * 1024 * 1024)
     retag.add_argument("--stories", choices=("shared", "suggest", "off"), default=None,
@@ -289,7 +297,24 @@ def _run_up(args) -> int:
     from .service.up import run_up
 
     demo = _repo_path("examples", "articles.jsonl") if args.demo else None
-    return run_up(args.config, args.host, args.port, demo, args.once)
+    return run_up(args.config, args.host, args.port, demo, args.once, verbose=args.verbose)
+
+
+def _run_status(args) -> int:
+    from .service.discovery import ServiceNotFound
+    from .retag.runs import recent_runs
+    from .service.status import collect, format_status
+
+    try:
+        service = _service()
+    except ServiceNotFound as exc:
+        if not args.json:
+            raise
+        print(json.dumps({"ok": False, "problems": [str(exc)]}, indent=2))
+        return EXIT_SOME_FAILED
+    report = collect(service, timeout=args.timeout, retag_runs=recent_runs)
+    print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else format_status(report))
+    return EXIT_OK if report["ok"] else EXIT_SOME_FAILED
 
 
 def _run_serve(args) -> int:
@@ -367,9 +392,8 @@ def _run_feedback_report(args) -> int:
 
     from .service.decision_store import DecisionStore
     from .service.feedback_report import build_report, format_report
-    from .service.settings import load_settings
 
-    settings = _service_settings(load_settings())
+    settings = _service().settings
     clients = [c.id for c in settings.clients]
     if args.client:
         if args.client not in clients:
@@ -432,26 +456,31 @@ def _run_redeliver(args) -> int:
 
 
 def _run_retag(args) -> int:
-    import os
-
     from .retag.export import LocalRun, format_summary, run_local
-    from .service.settings import load_settings
 
-    root = Path(os.environ.get("AUTOTAG_DATA_DIR") or Path.home() / ".autotag")
+    service = _service(require_redis=False)
+    root = service.settings.data_dir
     queued_ledger = _queued_ledger_or_none()
     run_id = args.status or args.resume
     if run_id:
         queued = queued_ledger is not None and _queued_run_exists(queued_ledger, run_id)
+        if not queued and queued_ledger is None and not (root / "retag" / run_id).is_dir():
+            from .service.discovery import ServiceNotFound, nothing_running
+
+            raise ServiceNotFound(f"no local retag run {run_id!r} under {root / 'retag'}, and to look for a queued one: "
+                                  + nothing_running(root, service.config, service.doubt))
         if args.status:
             if queued:
-                from .retag.queued import status
+                from .retag.runs import format_status, status
 
-                print(json.dumps(status(queued_ledger, run_id), indent=2))
+                found = status(queued_ledger, run_id)
+                print(json.dumps(found, indent=2) if args.json else format_status(found))
             else:
                 run = LocalRun.load(root, run_id)
                 state = json.loads((run.directory / "state.json").read_text())
-                print(json.dumps({"run": run.run_id, "input": state["input"], "last_line_done": state["processed_line"],
-                                  "finished": (run.directory / "report.json").exists(), "options": state["options"]}, indent=2))
+                found = {"run": run.run_id, "input": state["input"], "last_line_done": state["processed_line"],
+                         "finished": (run.directory / "report.json").exists(), "options": state["options"]}
+                print(json.dumps(found, indent=2) if args.json else _format_local_status(run.directory, found))
             return EXIT_OK
         if queued:
             return _retag_queued(args, queued_ledger, root, run_id)
@@ -465,28 +494,31 @@ def _run_retag(args) -> int:
         options = {"dry_run": args.dry_run, "no_callback": args.no_callback or args.dry_run, "client": args.client, "rate": args.rate,
                    "out": str(args.out.resolve()) if args.out else None, "model": str(args.model) if args.model else None,
                    "max_body_bytes": args.max_body_bytes}
+        if not args.local and queued_ledger is None:
+            from .service.discovery import ServiceNotFound, nothing_running
+
+            raise ServiceNotFound("a queued re-tag needs the service's Redis and workers, and "
+                                  + nothing_running(root, service.config, service.doubt) + "; or re-tag in this process with --local")
         if not options["no_callback"]:
-            options["client"] = _retag_client(load_settings(), args.client).id
-        options["stories"] = args.stories or _client_story_mode(load_settings(), options["client"])
+            options["client"] = _retag_client(service.settings, args.client).id
+        options["stories"] = args.stories or _client_story_mode(service.settings, options["client"])
         if not args.local:
-            if queued_ledger is None:
-                raise InputError("a queued re-tag needs redis_url (or AUTOTAG_REDIS_URL) and running workers; or add --local")
             from .retag.queued import start_run
 
             return _retag_queued(args, queued_ledger, root, start_run(queued_ledger, args.input.resolve(), options))
         run = LocalRun.create(root, args.input, options)
-    client = None if options["no_callback"] else _retag_client(load_settings(), options["client"])
+    client = None if options["no_callback"] else _retag_client(service.settings, options["client"])
     from .engine.tagging import Tagger
 
     tagger = Tagger.load(Path(options["model"]) if options["model"] else None)
     out = open(options["out"], "a", encoding="utf-8") if options["out"] else None
     print(f"autotag: retag run {run.run_id} (resume with: autotag retag --resume {run.run_id})", file=sys.stderr)
-    editors = _local_editor_memory(load_settings(), options)
-    service = _local_delivery_runtime(load_settings(), tagger) if client is not None else None
+    editors = _local_editor_memory(service.settings, options)
+    through_service = _local_delivery_runtime(service.settings, tagger) if client is not None else None
     try:
         summary = run_local(run, tagger, client=client, rate=options["rate"], out=out, errors_out=sys.stderr,
                             max_body_bytes=options["max_body_bytes"], progress=sys.stderr.isatty(), editors=editors,
-                            stories=options.get("stories", "shared"), service=service)
+                            stories=options.get("stories", "shared"), service=through_service)
     except KeyboardInterrupt:
         print(f"autotag: interrupted; continue with: autotag retag --resume {run.run_id}", file=sys.stderr)
         return 130
@@ -501,15 +533,13 @@ def _run_retag(args) -> int:
 
 
 def _retag_queued(args, ledger, root: Path, run_id: str) -> int:
-    import os
-
     from .service.app import create_app
     from .retag.export import Summary, format_summary
     from .retag.queued import load_run, run_queued
-    from .service.settings import load_settings
 
     options = json.loads(load_run(ledger, run_id)["options"])
-    app = create_app(_service_settings(load_settings()), queue_prefix=os.environ.get("AUTOTAG_QUEUE_PREFIX", ""))
+    service = _service()
+    app = create_app(service.settings, queue_prefix=service.queue_prefix)
     directory = root / "retag" / run_id
     directory.mkdir(parents=True, exist_ok=True)
     print(f"autotag: retag run {run_id} queued (progress: autotag retag --status {run_id}; "
@@ -603,22 +633,41 @@ def _client_story_mode(settings, client_id) -> str:
 def _retag_client(settings, client_id):
     client = settings.client(client_id) if client_id else (settings.clients[0] if len(settings.clients) == 1 else None)
     if client is None:
-        raise InputError("name the client whose callback receives the tags (--client ID), from $AUTOTAG_CONFIG")
+        from .service.settings import default_config_path
+
+        known = ", ".join(c.id for c in settings.clients) or "none"
+        raise InputError(f"name the client whose callback receives the tags (--client ID); clients in {default_config_path()}: {known}")
     return client
+
+
+def _format_local_status(directory: Path, found: dict) -> str:
+    """A local run's status in words: finished with its counts (from report.json), or where it stopped."""
+    if found["finished"]:
+        report = json.loads((directory / "report.json").read_text())
+        return (f"retag run {found['run']} (local) finished: {report['articles']:,} articles re-tagged, {report['changed']:,} changed, "
+                f"{report.get('bad_lines', 0):,} bad lines skipped\n  {found['input']}")
+    return (f"retag run {found['run']} (local) stopped after line {found['last_line_done']:,} of {found['input']}; "
+            f"continue with: autotag retag --resume {found['run']}")
+
+
+def _service(require_redis: bool = True):
+    """The config, data directory and Redis that `autotag up` uses (see service/discovery.py)."""
+    from .service.discovery import locate
+
+    return locate(require_redis=require_redis)
 
 
 def _queued_ledger_or_none():
     import redis
 
     from .service.ledger import Ledger
-    from .service.settings import load_settings
 
-    settings = load_settings()
+    settings = _service(require_redis=False).settings
     return Ledger(redis.Redis.from_url(settings.redis_url), settings.key_prefix, settings.idempotency_ttl) if settings.redis_url else None
 
 
 def _queued_run_exists(ledger, run_id: str) -> bool:
-    from .retag.queued import load_run
+    from .retag.runs import load_run
 
     try:
         return load_run(ledger, run_id) is not None
@@ -646,9 +695,8 @@ def _ledger():
     import redis
 
     from .service.ledger import Ledger
-    from .service.settings import load_settings
 
-    settings = _service_settings(load_settings())
+    settings = _service().settings
     return Ledger(redis.Redis.from_url(settings.redis_url), settings.key_prefix, settings.idempotency_ttl)
 
 

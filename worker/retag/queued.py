@@ -23,6 +23,7 @@ from ..engine.tagging import ArticleInput
 from ..service.ledger import Ledger
 from .callbacks import deliver_retag_callbacks
 from .export import EditorMemory, Summary, add_to_summary, change_entry, retag_chunk
+from .runs import list_run, load_run, run_keys
 
 MAX_CHUNKS_IN_FLIGHT = 16  # bounds what the queue holds for one run
 INLINE_PACING = 20.0  # a chunk whose callbacks fit in this many seconds posts them itself
@@ -34,6 +35,7 @@ for field, amount in pairs(counts.meta) do redis.call('HINCRBY', KEYS[2], field,
 for field, amount in pairs(counts.tags) do redis.call('HINCRBY', KEYS[3], field, amount) end
 for _, line in ipairs(counts.changes) do redis.call('RPUSH', KEYS[4], line) end
 for _, line in ipairs(counts.results) do redis.call('RPUSH', KEYS[5], line) end
+redis.call('HSET', KEYS[2], 'updated_at', ARGV[4])
 for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, tonumber(ARGV[3])) end
 return 1
 """
@@ -45,10 +47,6 @@ local start = math.max(last, tonumber(ARGV[1]))
 redis.call('SET', KEYS[1], tostring(start + tonumber(ARGV[2]) * tonumber(ARGV[3])), 'EX', 2592000)  -- RUN_TTL
 return tostring(start)
 """
-
-
-def run_keys(ledger: Ledger, run_id: str) -> dict[str, str]:
-    return {name: ledger.key("retag", run_id, name) for name in ("meta", "done", "tags", "changes", "results", "chunks", "clock", "settled")}
 
 
 def encode_line(line: ArchiveLine) -> dict:
@@ -87,7 +85,7 @@ def process_chunk(runtime, run_id: str, index: int, encoded: list[dict]) -> str:
     }
     committed = ledger.redis.register_script(_COMMIT_CHUNK)(
         keys=[keys["done"], keys["meta"], keys["tags"], keys["changes"], keys["results"], keys["settled"]],
-        args=[index, json.dumps(counts), RUN_TTL])
+        args=[index, json.dumps(counts), RUN_TTL, time.time()])
     return "done" if committed else "duplicate"
 
 
@@ -126,25 +124,11 @@ def start_run(ledger: Ledger, input_path, options: dict) -> str:
     import secrets
 
     run_id = secrets.token_hex(6)
+    now = time.time()
     ledger.redis.hset(run_keys(ledger, run_id)["meta"], mapping={"input": str(input_path), "options": json.dumps(options),
-                                                                  "started_at": time.time(), "submitted_all": 0})
+                                                                  "started_at": now, "submitted_all": 0})
+    list_run(ledger, run_id, now)
     return run_id
-
-
-def load_run(ledger: Ledger, run_id: str) -> dict | None:
-    meta = {k.decode(): v.decode() for k, v in ledger.redis.hgetall(run_keys(ledger, run_id)["meta"]).items()}
-    return meta or None
-
-
-def status(ledger: Ledger, run_id: str) -> dict:
-    keys = run_keys(ledger, run_id)
-    meta = load_run(ledger, run_id)
-    done = ledger.redis.scard(keys["done"])
-    total = int(meta["total_chunks"]) if meta.get("submitted_all") == "1" else None
-    return {"run": run_id, "input": meta["input"], "chunks_done": done, "chunks_total": total,
-            "articles_done": int(meta.get("articles", 0)), "changed": int(meta.get("changed", 0)),
-            "superseded": int(meta.get("superseded", 0)),
-            "finished": total is not None and done >= total, "options": json.loads(meta["options"])}
 
 
 def run_queued(app, ledger: Ledger, run_id: str, *, max_body_bytes: int, changes_out, results_out, errors_out, progress: bool) -> dict:

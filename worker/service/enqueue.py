@@ -27,18 +27,21 @@ from kombu.utils.json import dumps as json_dumps
 from redis.asyncio.retry import Retry
 from redis.backoff import ConstantBackoff
 
+from . import activity
 from .ledger import Ledger, inflight_field
 
 TASK_NAME = "autotag.tag_event"
 
-# KEYS: seen key, queue list, metrics hash, inflight hash, inflight_at; ARGV: dedupe ttl, the
-# message, the event's in-flight field, now
+# KEYS: seen key, queue list, metrics hash, inflight hash, inflight_at, activity slot; ARGV:
+# dedupe ttl, the message, the event's in-flight field, now, the activity slot's lifetime
 _CLAIM_AND_QUEUE = """
 if redis.call('SET', KEYS[1], 1, 'NX', 'EX', tonumber(ARGV[1])) then
   redis.call('LPUSH', KEYS[2], ARGV[2])
   redis.call('HSET', KEYS[4], ARGV[3], ARGV[2])
   redis.call('ZADD', KEYS[5], ARGV[4], ARGV[3])
   redis.call('HINCRBY', KEYS[3], 'events_received', 1)
+  redis.call('HINCRBY', KEYS[6], 'events', 1)
+  redis.call('EXPIRE', KEYS[6], tonumber(ARGV[5]))
   return 1
 end
 redis.call('HINCRBY', KEYS[3], 'events_duplicate', 1)
@@ -112,8 +115,9 @@ class EventQueue:
             self._connect()
         message = self.message(client_id, event, received_at)
         keys = [self.ledger.key("seen", client_id, event.id), self.queue, self.ledger.key("metrics"),
-                self.ledger.key("inflight"), self.ledger.key("inflight_at")]
-        queued = await self._script(keys=keys, args=[self.ttl, message, inflight_field(client_id, event.id), received_at])
+                self.ledger.key("inflight"), self.ledger.key("inflight_at"), activity.slot_key(self.ledger.prefix, received_at)]
+        queued = await self._script(keys=keys, args=[self.ttl, message, inflight_field(client_id, event.id), received_at,
+                                                     activity.KEEP_SECONDS])
         return "queued" if queued else "duplicate"
 
     async def close(self) -> None:

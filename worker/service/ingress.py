@@ -30,6 +30,7 @@ from ..engine.artifacts import default_bundle_path, verify_bundle
 from ..engine.decisions import apply_decisions
 from ..engine.tagging import Tagger, country_names, parse_article
 from ..errors import AutotagError, EventError
+from . import activity
 from .app import TAG_QUEUE
 from .decision_store import DecisionStore
 from .enqueue import EventQueue
@@ -328,6 +329,7 @@ def _queue_once(ledger: Ledger, celery_app, queue: str, settings: Settings, clie
         return "duplicate"
     celery_app.send_task("autotag.tag_event", args=[event.to_message(client_id, received_at)], queue=queue)
     ledger.count("events_received")
+    activity.count(ledger.redis, ledger.prefix, "events")
     return "queued"
 
 

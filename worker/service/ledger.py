@@ -24,6 +24,7 @@ Keys (all under one prefix):
     dead                       sorted set: delivery id -> when it died
     progress                   sorted set: `started_upto`, the latest queueing time of a started event
     metrics / latency          hashes of counters and latency-histogram buckets
+    activity:{slot}            the last hour's events, callbacks and latencies (see activity.py)
 
 Ordering rules live in Lua scripts so each is one atomic step: a delivery for an older
 revision is never scheduled after a newer one, scheduling a newer revision supersedes a pending
@@ -41,6 +42,8 @@ import json
 import time
 
 import redis
+
+from . import activity
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -127,12 +130,15 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 if redis.call('HGET', KEYS[3], 'pending') == ARGV[1] then redis.call('HDEL', KEYS[3], 'pending') end
 local delivered = tonumber(redis.call('HGET', KEYS[3], 'delivered') or '-1')
 if tonumber(ARGV[4]) > delivered then redis.call('HSET', KEYS[3], 'delivered', ARGV[4]) end
-if redis.call('GET', KEYS[6]) == ARGV[1] then redis.call('DEL', KEYS[6]) end
+if redis.call('GET', KEYS[7]) == ARGV[1] then redis.call('DEL', KEYS[7]) end
 redis.call('HINCRBY', KEYS[4], 'deliveries_ok', 1)
 if ARGV[5] ~= '' then
   redis.call('HINCRBY', KEYS[5], ARGV[5], 1)
   redis.call('HINCRBYFLOAT', KEYS[5], 'sum', ARGV[6])
 end
+redis.call('HINCRBY', KEYS[6], 'callbacks', 1)
+if ARGV[8] ~= '' then redis.call('HINCRBY', KEYS[6], ARGV[8], 1) end
+redis.call('EXPIRE', KEYS[6], tonumber(ARGV[9]))
 return 1
 """
 
@@ -315,8 +321,9 @@ class Ledger:
         bucket = "" if latency is None else next((str(b) for b in LATENCY_BUCKETS if latency <= b), "+Inf")
         self._delivered(
             keys=[self.key("delivery", record["id"]), self.key("due"), self.key("article", record["client"], record["article"]),
-                  self.key("metrics"), self.key("latency"), self.post_lease_key(record)],
-            args=[record["id"], time.time(), record["attempts"] + 1, record["revision"], bucket, latency or 0, self.finished_ttl],
+                  self.key("metrics"), self.key("latency"), activity.slot_key(self.prefix), self.post_lease_key(record)],
+            args=[record["id"], time.time(), record["attempts"] + 1, record["revision"], bucket, latency or 0, self.finished_ttl,
+                  "" if latency is None else activity.latency_field(latency), activity.KEEP_SECONDS],
             client=pipe,
         )
 

@@ -1,6 +1,8 @@
 """The only reader of the configuration file and the environment: a frozen, typed Settings.
 
-The file is TOML at $AUTOTAG_CONFIG (see README); single values can be overridden by
+The file is TOML at $AUTOTAG_CONFIG, else autotag.toml in the data directory ($AUTOTAG_DATA_DIR,
+else ~/.autotag), where `autotag up` writes its demo one: every command reads the same file
+(see README); single values can be overridden by
 environment variables (AUTOTAG_REDIS_URL, AUTOTAG_DATA_DIR, AUTOTAG_MODEL, AUTOTAG_HOST,
 AUTOTAG_PORT, AUTOTAG_MAX_BODY_BYTES, AUTOTAG_KEY_PREFIX); a client's secrets can be named by
 environment variable instead (`token_env`, `callback_secret_env`, `signing_secret_env`), so the
@@ -80,10 +82,26 @@ class Settings:
         return next((c for c in self.clients if c.id == client_id), None)
 
 
-def load_settings(path: str | Path | None = None, environ: dict | None = None) -> Settings:
-    """Settings from the TOML file (path, else $AUTOTAG_CONFIG) with environment overrides."""
+def default_data_dir(environ: dict | None = None) -> Path:
+    """Where `autotag up` keeps its config, Redis files, logs and re-tag runs."""
     environ = os.environ if environ is None else environ
-    path = path or environ.get("AUTOTAG_CONFIG")
+    return Path(environ.get("AUTOTAG_DATA_DIR") or Path.home() / ".autotag")
+
+
+def default_config_path(environ: dict | None = None) -> Path:
+    """$AUTOTAG_CONFIG, else the data directory's autotag.toml (which `autotag up` writes on first run)."""
+    environ = os.environ if environ is None else environ
+    return Path(environ["AUTOTAG_CONFIG"]) if environ.get("AUTOTAG_CONFIG") else default_data_dir(environ) / "autotag.toml"
+
+
+def load_settings(path: str | Path | None = None, environ: dict | None = None) -> Settings:
+    """Settings from the TOML file (path, else $AUTOTAG_CONFIG, else the data directory's
+    autotag.toml when it exists) with environment overrides."""
+    environ = os.environ if environ is None else environ
+    if not path:
+        path = default_config_path(environ)
+        if not environ.get("AUTOTAG_CONFIG") and not path.exists():
+            path = None  # nothing written yet: defaults and the environment only
     raw: dict = {}
     if path:
         try:

@@ -1,5 +1,6 @@
 """Running the service on one machine: an embedded Redis when none is configured, the demo
-configuration for a first run, and `autotag up` (Redis + worker + ingress, stopped together).
+configuration for a first run, and `autotag up` (Redis + worker + ingress, published in the
+data directory for the other commands while it runs, stopped together and in order).
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ class EmbeddedRedis:
             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--maxmemory-policy", "noeviction",
             "--logfile", str(self.data_dir / "redis.log"), "--daemonize", "no",
         ]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # a session of its own: a Ctrl-C meant for its owner does not stop Redis before the
+        # processes that use it; the owner stops it last
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -111,69 +114,185 @@ def write_demo_config(path: Path, port: int) -> dict:
     return client
 
 
-def run_up(config_path: Path | None, host: str, port: int, demo_articles: Path | None, once: bool) -> int:
-    """Start Redis (embedded unless configured), a worker process and the ingress; stop them all
-    on Ctrl-C (or, with `once`, after the demo articles' callbacks have arrived)."""
+def run_up(config_path: Path | None, host: str, port: int, demo_articles: Path | None, once: bool, verbose: bool = False) -> int:
+    """Start Redis (embedded unless configured), a worker process and the ingress, publish how
+    to reach them in the data directory, and stop them all in order (ingress, worker, Redis) on
+    Ctrl-C or SIGTERM (or, with `once`, after the demo articles' callbacks have arrived). The
+    worker's and Redis' own output goes to log files (`verbose`: the worker's to the terminal)."""
     import uvicorn
 
     from .app import create_app
+    from .discovery import publish, published_now, withdraw
     from .ingress import create_ingress
     from .ledger import Ledger
-    from .settings import load_settings
+    from .settings import default_config_path, load_settings
 
-    data_dir = Path(os.environ.get("AUTOTAG_DATA_DIR") or Path.home() / ".autotag")
-    config_path = config_path or (Path(os.environ["AUTOTAG_CONFIG"]) if os.environ.get("AUTOTAG_CONFIG") else data_dir / "autotag.toml")
-    first_run = not config_path.exists()
-    if first_run:
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # lines as they happen, also into a pipe or a log file
+    config_path = config_path or default_config_path()
+    settings = load_settings(config_path) if config_path.exists() else None
+    if settings:
+        _refuse_if_running(settings.data_dir)
+    _refuse_busy_port(host, port)
+    if settings is None:
         write_demo_config(config_path, port)
         print(f"autotag: first run, wrote a demo configuration to {config_path}")
-    settings = load_settings(config_path)
-    embedded = None
-    redis_url = settings.redis_url
-    if not redis_url:
-        embedded = EmbeddedRedis(settings.data_dir / "redis").start()
-        redis_url = embedded.url
-        print(f"autotag: started an embedded Redis at {redis_url} (append-only file in {embedded.data_dir})")
-    env = {**os.environ, "AUTOTAG_CONFIG": str(config_path), "AUTOTAG_REDIS_URL": redis_url}
-    worker = subprocess.Popen([sys.executable, "-m", "worker.cli", "worker", "--concurrency", "1"], env=env)
-    inbox: list = []
-    app = create_app(settings, redis_url=redis_url)
-    ledger = Ledger(redis.Redis.from_url(redis_url), settings.key_prefix, settings.idempotency_ttl)
-    demo = any(c.callback_url.endswith("/demo/cms") for c in settings.clients)
-    api = create_ingress(settings, app, ledger, demo_inbox=inbox if demo else None)
-    server = uvicorn.Server(uvicorn.Config(api, host=host, port=port, log_level="warning"))
-    _print_instructions(settings, host, port, demo)
-    if demo_articles:
-        threading.Thread(target=_publish_demo, args=(settings, host, port, demo_articles, inbox, server if once else None), daemon=True).start()
+        settings = load_settings(config_path)
+        _refuse_if_running(settings.data_dir)
+    data_dir = settings.data_dir
+    stopper = _Stopper()
+    previous = {sig: signal.signal(sig, stopper) for sig in (signal.SIGINT, signal.SIGTERM)}
+    embedded = worker = None
+    published = False
+    outcome = 0
     try:
+        redis_url = settings.redis_url
+        if not redis_url:
+            embedded = EmbeddedRedis(data_dir / "redis").start()
+            redis_url = embedded.url
+        logs = {"worker": data_dir / "worker.log", **({"redis": embedded.data_dir / "redis.log"} if embedded else {})}
+        env = {**os.environ, "AUTOTAG_CONFIG": str(config_path), "AUTOTAG_REDIS_URL": redis_url}
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with open(logs["worker"], "ab") as worker_log:
+            # a session of its own: the terminal's Ctrl-C reaches `up` only, which stops the
+            # worker before Redis (Redis gone first is what made the worker log connection errors)
+            output = None if verbose else worker_log
+            worker = subprocess.Popen([sys.executable, "-m", "worker.cli", "worker", "--concurrency", "1",
+                                       "--loglevel", "INFO" if verbose else "WARNING"],
+                                      env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=output, start_new_session=True)
+        stopper.worker = worker
+        inbox: list = []
+        app = create_app(settings, redis_url=redis_url)
+        ledger = Ledger(redis.Redis.from_url(redis_url), settings.key_prefix, settings.idempotency_ttl)
+        demo = any(c.callback_url.endswith("/demo/cms") for c in settings.clients)
+        api = create_ingress(settings, app, ledger, demo_inbox=inbox if demo else None)
+        server = uvicorn.Server(uvicorn.Config(api, host=host, port=port, log_level="warning"))
+        ingress_url = f"http://{host}:{port}"
+        publish(data_dir, published_now(os.getpid(), redis_url, ingress_url, config_path, os.environ.get("AUTOTAG_QUEUE_PREFIX", ""),
+                                        logs, embedded is not None))
+        published = True
+        _print_status(settings, config_path, ingress_url, redis_url, embedded, logs, demo)
+        if demo_articles:
+            threading.Thread(target=_publish_demo, args=(settings, host, port, demo_articles, inbox, server if once else None), daemon=True).start()
+        watcher = _WorkerWatch(worker, server, logs["worker"])
+        watcher.start()
+        stopper.server = server
         server.run()
+        outcome = 1 if watcher.exited is not None else 0
     finally:
-        worker.send_signal(signal.SIGTERM)  # warm shutdown: the task in hand finishes, the rest stays queued
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stopper.stopping = True
+        if published:
+            withdraw(data_dir, os.getpid())  # first: no other command starts using a service that is stopping
+        if worker is not None and worker.poll() is None:
+            print("autotag: stopping (the worker finishes the task in hand; Ctrl-C again to stop it now)", flush=True)
+            worker.send_signal(signal.SIGTERM)  # warm shutdown: the task in hand finishes, the rest stays queued
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
         if embedded:
             embedded.stop()
-        print("autotag: stopped")
-    return 0
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        print("autotag: stopped", flush=True)
+    return outcome
 
 
-def _print_instructions(settings, host: str, port: int, demo: bool) -> None:
+class _Stopper:
+    """SIGINT/SIGTERM handler for `up`: while starting, interrupt (what started is stopped);
+    while serving, ask the ingress to stop (then the rest stops in order); while stopping, a
+    second Ctrl-C stops the worker at once instead of waiting for its task."""
+
+    def __init__(self):
+        self.server = None
+        self.worker: subprocess.Popen | None = None
+        self.stopping = False
+
+    def __call__(self, signum, frame) -> None:
+        if self.stopping:
+            if self.worker is not None and self.worker.poll() is None:
+                self.worker.kill()
+            return
+        if self.server is None:
+            raise KeyboardInterrupt
+        self.server.should_exit = True
+
+
+class _WorkerWatch(threading.Thread):
+    """Stops `up` when its worker exits by itself (its output is in a log file nobody watches)."""
+
+    def __init__(self, worker: subprocess.Popen, server, log: Path):
+        super().__init__(name="autotag-worker-watch", daemon=True)
+        self.worker, self.server, self.log = worker, server, log
+        self.exited: int | None = None
+
+    def run(self) -> None:
+        while not self.server.should_exit:
+            code = self.worker.poll()
+            if code is not None:
+                self.exited = code
+                print(f"autotag: the worker exited by itself (exit status {code}); stopping. See {self.log}", flush=True)
+                self.server.should_exit = True
+                return
+            time.sleep(0.5)
+
+
+def _refuse_if_running(data_dir: Path) -> None:
+    from .discovery import find_running
+
+    running, _ = find_running(data_dir)
+    if running:
+        raise ConfigError(f"`autotag up` is already running for {data_dir} (pid {running.pid}, ingress {running.ingress_url}); "
+                          f"`autotag status` shows it. Stop it first (Ctrl-C in its shell), or use another AUTOTAG_DATA_DIR")
+
+
+def _refuse_busy_port(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a port in TIME_WAIT is free
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"port {port} on {host} is in use ({exc.strerror}): pass another --port, "
+                              "or stop what listens there (`autotag status` tells whether it is an autotag up)") from exc
+
+
+def _print_status(settings, config_path: Path, ingress_url: str, redis_url: str, embedded, logs: dict, demo: bool) -> None:
+    """The few lines a user needs: where things listen and go, how to publish, where the logs are."""
+    from .settings import default_data_dir
+
+    data_dir = settings.data_dir
+    where_redis = f"{redis_url}, embedded (append-only file in {embedded.data_dir})" if embedded else f"{redis_url} (configured)"
+    print(f"autotag is up (pid {os.getpid()}):")
+    print(f"  ingress    {ingress_url}  (GET /healthz, /readyz, /metrics)")
+    for client in settings.clients:
+        goes = "the built-in demo CMS, printed here" if client.callback_url.endswith("/demo/cms") else client.callback_url
+        print(f"  callbacks  client {client.id} -> {goes}")
+    print(f"  redis      {where_redis}")
+    print(f"  logs       {', '.join(f'{name} {path}' for name, path in logs.items())}")
+    print(f"  config     {config_path}")
     client = settings.clients[0] if settings.clients else None
-    print(f"autotag: ingress on http://{host}:{port}  (GET /healthz, /readyz, /metrics)")
     if client:
-        print("autotag: publish an article with:")
-        print(f"  curl -s -X POST http://{host}:{port}/v1/events -H 'Authorization: Bearer {client.token}' \\")
+        print("publish an article:")
+        print(f"  curl -s -X POST {ingress_url}/v1/events -H 'Authorization: Bearer {client.token}' \\")
         print("       -H 'Content-Type: application/json' -d '{\"id\": \"evt-1\", \"type\": \"article.published\", "
               "\"occurred_at\": \"2026-11-22T10:00:00Z\", \"article\": {\"id\": \"a1\", \"revision\": 1, "
               "\"title\": \"Seoul ships shells\", \"body\": \"South Korea agreed to sell artillery shells to Poland.\"}}'")
-        where = "the demo CMS endpoint, and are printed here" if demo else client.callback_url
-        print(f"autotag: tags are called back to {where}. Ctrl-C stops everything.")
+    print("from another shell:" + ("" if data_dir == default_data_dir({}) else f"  export AUTOTAG_DATA_DIR={data_dir}"))
+    print(f"  autotag status;  autotag retag {'--client ' + client.id + ' ' if client else ''}EXPORT.jsonl;  autotag deliveries")
+    print("Ctrl-C stops everything.", flush=True)
 
 
 def _publish_demo(settings, host: str, port: int, articles: Path, inbox: list, server) -> None:
-    """Publish the sample articles through the real ingress, as a CMS would, and show the tags."""
+    """Publish the sample articles through the real ingress, as a CMS would, and show the tags;
+    one line, not a traceback, if the service stops (or fails) meanwhile."""
+    try:
+        _publish_demo_articles(settings, host, port, articles, inbox, server)
+    except OSError as exc:
+        print(f"autotag demo: the sample articles were not all published ({exc})", flush=True)
+
+
+def _publish_demo_articles(settings, host: str, port: int, articles: Path, inbox: list, server) -> None:
     client = settings.clients[0]
     base = f"http://{host}:{port}"
     for _ in range(200):
