@@ -118,13 +118,20 @@ def run_up(config_path: Path | None, host: str, port: int, demo_articles: Path |
     from .app import create_app
     from .ingress import create_ingress
     from .ledger import Ledger
-    from .settings import load_settings
+    from .settings import load_settings, unreadable_config
 
     data_dir = Path(os.environ.get("AUTOTAG_DATA_DIR") or Path.home() / ".autotag")
     config_path = config_path or (Path(os.environ["AUTOTAG_CONFIG"]) if os.environ.get("AUTOTAG_CONFIG") else data_dir / "autotag.toml")
-    first_run = not config_path.exists()
+    try:
+        first_run = not config_path.exists()
+    except OSError as exc:  # a parent directory this user may not enter
+        raise ConfigError(unreadable_config(config_path, exc)) from exc
     if first_run:
-        write_demo_config(config_path, port)
+        try:
+            write_demo_config(config_path, port)
+        except OSError as exc:
+            raise ConfigError(f"cannot write a demo configuration to {config_path}: {exc.strerror or exc}; "
+                              "pass --config (or set AUTOTAG_CONFIG) to a TOML file or a writable path") from exc
         print(f"autotag: first run, wrote a demo configuration to {config_path}")
     settings = load_settings(config_path)
     embedded = None
