@@ -342,21 +342,19 @@ def _run_feedback_report(args) -> int:
 
 
 def _run_deliveries(args) -> int:
-    import time
+    from .service.delivery_listing import delivery_row, format_row
 
     ledger = _ledger()
-    rows = [] if args.dead else [("pending", r) for r in ledger.listing("due", args.limit)]
-    rows += [("dead", r) for r in ledger.listing("dead", args.limit)]
+    rows = [] if args.dead else [delivery_row("pending", r) for r in ledger.listing("due", args.limit)]
+    rows += [delivery_row("dead", r) for r in ledger.listing("dead", args.limit)]
     if args.json:
-        for state, record in rows:
-            record.pop("payload", None)
-            print(json.dumps({"list": state, **record}, ensure_ascii=False))
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
         return EXIT_OK
     if not rows:
-        print("no pending or dead deliveries")
-    for state, r in rows:
-        when = f"next in {max(0, r['score'] - time.time()):.0f}s" if state == "pending" else time.strftime("died %Y-%m-%d %H:%M:%S", time.gmtime(r["score"]))
-        print(f"{state:<8}{r['id']}  client {r['client']}  article {r['article']} rev {r['revision']}  tries {r['attempts']}  {when}  {r.get('last_error', '')}")
+        print("no dead deliveries" if args.dead else "no pending or dead deliveries")
+    for row in rows:
+        print(format_row(row))
     return EXIT_OK
 
 
@@ -366,6 +364,9 @@ def _run_redeliver(args) -> int:
     ledger = _ledger()
     ids = list(args.ids) + ([r["id"] for r in ledger.listing("dead", 100000)] if args.all_dead else [])
     if not ids:
+        if args.all_dead:
+            print("nothing to redeliver: no dead deliveries")
+            return EXIT_OK
         raise InputError("name delivery ids or pass --all-dead")
     refused = 0
     for message_id in ids:
