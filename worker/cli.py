@@ -215,25 +215,15 @@ def _report_line_error(exc: InputError, line_no: int) -> None:
 
 
 def _run_evaluate(args) -> int:
-    from .engine.evaluation import GoldArticle, format_report, score, story_report
-    from .engine.tagging import Tagger, parse_article
+    from .engine.evaluation import format_report, score, story_report
+    from .engine.gold import read_gold
+    from .engine.tagging import Tagger, country_names
 
     tagger = Tagger.load(args.model)
-    gold, articles = [], []
+    aliases = json.loads(((args.model or default_bundle_path()) / "aliases.json").read_text(encoding="utf-8"))
+    known_regions = set(country_names()) & {row[1] for row in aliases}  # ISO codes the gazetteer can find
     with _open_input(args.data) as stream:
-        for line_no, record, problem in read_records(stream, max_bytes=64 * 1024 * 1024):
-            if problem:
-                raise InputError(f"{args.data}: line {line_no}: {problem}")
-            articles.append(parse_article(record, max_body_bytes=64 * 1024 * 1024, line_no=line_no))
-            gold.append(
-                GoldArticle(
-                    id=str(record["id"]),
-                    topics=set(record.get("topics") or []),
-                    regions=set(record.get("regions") or []),
-                    regions_optional=set(record.get("regions_optional") or []),
-                    story=record.get("story"),
-                )
-            )
+        gold, articles = read_gold(stream, str(args.data), tagger.labels, known_regions)
     report = score(gold, tagger.tag_many(articles, stories=args.stories), tagger.labels, worst=args.worst)
     report["model_version"] = tagger.model_version
     report["stories"] = story_report(gold, tagger, articles)
