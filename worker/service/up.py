@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -21,6 +22,8 @@ from pathlib import Path
 import redis
 
 from ..errors import ConfigError
+
+DEMO_WAIT = 120  # seconds the demo waits for its callbacks
 
 
 class EmbeddedRedis:
@@ -133,6 +136,10 @@ def run_up(config_path: Path | None, host: str, port: int, demo_articles: Path |
             raise ConfigError(f"cannot write a demo configuration to {config_path}: {exc.strerror or exc}; "
                               "pass --config (or set AUTOTAG_CONFIG) to a TOML file or a writable path") from exc
         print(f"autotag: first run, wrote a demo configuration to {config_path}")
+    elif demo_articles:
+        moved_from = follow_demo_port(config_path, port)
+        if moved_from:
+            print(f"autotag: the demo's callback URL in {config_path} now names port {port} (it named {moved_from})")
     settings = load_settings(config_path)
     embedded = None
     redis_url = settings.redis_url
@@ -149,8 +156,10 @@ def run_up(config_path: Path | None, host: str, port: int, demo_articles: Path |
     api = create_ingress(settings, app, ledger, demo_inbox=inbox if demo else None)
     server = uvicorn.Server(uvicorn.Config(api, host=host, port=port, log_level="warning"))
     _print_instructions(settings, host, port, demo)
+    demo_outcome: dict = {}
     if demo_articles:
-        threading.Thread(target=_publish_demo, args=(settings, host, port, demo_articles, inbox, server if once else None), daemon=True).start()
+        threading.Thread(target=_publish_demo, args=(settings, host, port, demo_articles, inbox, server if once else None, demo_outcome),
+                         daemon=True).start()
     try:
         server.run()
     finally:
@@ -162,7 +171,25 @@ def run_up(config_path: Path | None, host: str, port: int, demo_articles: Path |
         if embedded:
             embedded.stop()
         print("autotag: stopped")
-    return 0
+    return 1 if once and demo_outcome.get("missing", 1) else 0
+
+
+def follow_demo_port(config_path: Path, port: int) -> int | None:
+    """The demo config names the port of the run that wrote it: point its callback URL at this
+    run's port, or no callback could ever reach the demo endpoint. Returns the old port, or None
+    when nothing changed (another port's config was edited by hand: left alone)."""
+    text = config_path.read_text(encoding="utf-8")
+    match = _DEMO_CALLBACK.search(text)
+    if not match or int(match.group(1)) == port:
+        return None
+    staging = config_path.with_name(config_path.name + ".tmp")
+    staging.write_text(text[: match.start(1)] + str(port) + text[match.end(1):], encoding="utf-8")
+    staging.chmod(0o600)  # it holds secrets
+    os.replace(staging, config_path)
+    return int(match.group(1))
+
+
+_DEMO_CALLBACK = re.compile(r'^callback_url = "http://127\.0\.0\.1:(\d+)/demo/cms"$', re.MULTILINE)
 
 
 def _print_instructions(settings, host: str, port: int, demo: bool) -> None:
@@ -178,9 +205,25 @@ def _print_instructions(settings, host: str, port: int, demo: bool) -> None:
         print(f"autotag: tags are called back to {where}. Ctrl-C stops everything.")
 
 
-def _publish_demo(settings, host: str, port: int, articles: Path, inbox: list, server) -> None:
-    """Publish the sample articles through the real ingress, as a CMS would, and show the tags."""
+def _publish_demo(settings, host: str, port: int, articles: Path, inbox: list, server, outcome: dict) -> None:
+    """Publish the sample articles through the real ingress, as a CMS would, and show the tags;
+    `outcome["missing"]`: how many callbacks did not arrive."""
+    try:
+        outcome["missing"] = _publish_and_wait(settings, host, port, articles, inbox)
+    finally:
+        if server is not None:
+            server.should_exit = True
+
+
+def _publish_and_wait(settings, host: str, port: int, articles: Path, inbox: list) -> int:
+    if not settings.clients:
+        print("autotag demo: no client is configured, so nothing can be published; add one to the config", flush=True)
+        return 1
     client = settings.clients[0]
+    expected = f"http://127.0.0.1:{port}/demo/cms"
+    if client.callback_url != expected:
+        print(f"autotag demo: client {client.id!r} calls back to {client.callback_url}, not to this run's demo endpoint "
+              f"({expected}): no callback can arrive here", flush=True)
     base = f"http://{host}:{port}"
     for _ in range(200):
         try:
@@ -199,10 +242,15 @@ def _publish_demo(settings, host: str, port: int, articles: Path, inbox: list, s
                                          headers={"authorization": f"Bearer {client.token}", "content-type": "application/json"})
         with urllib.request.urlopen(request, timeout=10) as answer:
             print(f"autotag demo: published {record['id']}: {answer.status} {answer.read().decode()}")
-    deadline = time.monotonic() + 120
+    if client.callback_url != expected:
+        return len(records)
+    deadline = time.monotonic() + DEMO_WAIT
     while len(inbox) < len(records) and time.monotonic() < deadline:
         time.sleep(0.1)
     for payload in inbox:
         print("autotag demo: callback " + json.dumps({k: payload[k] for k in ("article", "topics", "regions")}, ensure_ascii=False))
-    if server is not None:
-        server.should_exit = True
+    missing = len(records) - len(inbox)
+    if missing > 0:
+        print(f"autotag demo: {missing} of {len(records)} callbacks did not arrive within {DEMO_WAIT} s; "
+              "`autotag deliveries` shows why", flush=True)
+    return max(0, missing)
