@@ -28,7 +28,7 @@ class _Booby:
 
 def test_manifest_records_provenance(tiny_bundle):
     manifest = verify_bundle(tiny_bundle)
-    assert {"model_version", "created_at", "libraries", "corpus", "labels", "thresholds", "metrics", "files"} <= set(manifest)
+    assert {"model_version", "trained_at", "libraries", "corpus", "labels", "thresholds", "metrics", "files"} <= set(manifest)
     assert set(manifest["files"]) == {"topics.joblib", "salience.joblib", "aliases.json"}
     assert manifest["libraries"]["scikit-learn"]
     assert len(manifest["corpus"]["digest"]) == 64

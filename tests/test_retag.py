@@ -137,3 +137,38 @@ def test_a_retag_gives_versions_of_one_story_one_tag_set(tmp_path):
         assert results["v1"]["story"] == results["v2"]["story"] != results["other"]["story"]
         topics = {key: {t["tag"] for t in results[key]["topics"]} for key in ("v1", "v2")}
         assert (topics["v1"] == topics["v2"] == {"arms-deals", "sanctions"}) is shared
+
+
+MALFORMED_CURRENT_TAGS = [{"removed_by_editor": ["US"]}, {"regions": 5}, {"topics": "sanctions"}]
+
+
+def malformed_archive(tmp_path, prefix):
+    """Good lines around the three malformed `current_tags` of the bug report (lines 2, 4, 6)."""
+    records = []
+    for i, current_tags in enumerate(MALFORMED_CURRENT_TAGS):
+        records.append({"id": f"{prefix}ok{i}", "revision": 1, **ARMS, "current_tags": {"topics": ["sanctions"]}})
+        records.append({"id": f"{prefix}bad{i}", "revision": 1, **WEATHER, "current_tags": current_tags})
+    records.append({"id": f"{prefix}ok3", "revision": 1, **WEATHER})
+    return write_jsonl(tmp_path / f"{prefix}.jsonl", records)
+
+
+def assert_malformed_lines_reported(stderr: str, prefix: str):
+    assert "Traceback" not in stderr, stderr
+    errors = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    assert [(e["line"], e["id"], e["field"]) for e in errors] == [
+        (2, f"{prefix}bad0", "current_tags.removed_by_editor"), (4, f"{prefix}bad1", "current_tags.regions"),
+        (6, f"{prefix}bad2", "current_tags.topics")]
+
+
+def test_a_malformed_current_tags_line_is_skipped_and_the_others_delivered(tmp_path):
+    cms = CmsStub(new_secret()).start()
+    try:
+        run = retag(tmp_path, malformed_archive(tmp_path, "m"), "--local", "--rate", "100", "--out", tmp_path / "out.jsonl",
+                    env=_config(tmp_path, cms))
+        assert run.returncode == 1, run.stderr  # lines were skipped
+        assert_malformed_lines_reported(run.stderr, "m")
+        assert sorted(r["payload"]["article"]["id"] for r in cms.received) == ["mok0", "mok1", "mok2", "mok3"]
+        assert "3 bad lines skipped" in run.stdout
+        assert all(len(t) > 1 for line in open(tmp_path / "out.jsonl") for t in json.loads(line)["changes"]["topics"]["removed"])
+    finally:
+        cms.stop()

@@ -121,3 +121,18 @@ def test_callbacks_the_cms_refuses_go_to_the_durable_schedule(stack, tmp_path):
     finally:
         stack.cms.respond.pop("fq7", None)
         stack.cms.respond.pop("fq55", None)
+
+
+def test_a_malformed_current_tags_line_is_skipped_and_the_others_delivered(stack, tmp_path):
+    from .test_retag import assert_malformed_lines_reported, malformed_archive
+
+    run = retag(stack, tmp_path, malformed_archive(tmp_path, "mq"), "--rate", "100")
+    assert run.returncode == 1, run.stderr  # lines were skipped
+    assert_malformed_lines_reported(run.stderr, "mq")
+    deadline = time.monotonic() + 30
+    delivered = lambda: sorted(r["payload"]["article"]["id"] for r in stack.cms.received  # noqa: E731
+                               if "payload" in r and str(r["payload"]["article"]["id"]).startswith("mq"))
+    while time.monotonic() < deadline and len(delivered()) < 4:
+        time.sleep(0.1)
+    assert delivered() == ["mqok0", "mqok1", "mqok2", "mqok3"]
+    assert "3 bad lines skipped" in run.stdout

@@ -1,6 +1,7 @@
 """Training is deterministic, and a broken corpus stops with the file and line that broke it."""
 
 import json
+from datetime import datetime, timezone
 
 import numpy as np
 import pytest
@@ -21,6 +22,31 @@ def test_training_twice_gives_the_same_model(tiny_corpus, tiny_bundle, tmp_path)
     assert first.manifest["metrics"] == second.manifest["metrics"]
     articles = [ArticleInput(a.id, a.title, a.body) for a in load_corpus(tiny_corpus).articles[:20]]
     assert first.tag_many(articles) == second.tag_many(articles)
+
+
+def test_the_model_version_names_the_content_not_the_training_date(tiny_corpus, tiny_bundle, tmp_path):
+    """Retraining an identical model gives the same version; the date is kept apart, in trained_at."""
+    again = tmp_path / "again"
+    train(tiny_corpus, again, TrainingOptions(folds=3, salience_iterations=60))
+    first, second = json.loads((tiny_bundle / "manifest.json").read_text()), json.loads((again / "manifest.json").read_text())
+    today = datetime.now(timezone.utc).strftime("%Y.%m.%d")
+    assert today not in first["model_version"]  # a retraining tomorrow would otherwise be a new version
+    assert first["model_version"] == second["model_version"]
+    assert datetime.fromisoformat(first["trained_at"]) <= datetime.fromisoformat(second["trained_at"])
+    other = tmp_path / "other-options"
+    train(tiny_corpus, other, TrainingOptions(folds=3, salience_iterations=40))
+    assert json.loads((other / "manifest.json").read_text())["model_version"] != first["model_version"]
+
+
+def test_a_bundle_with_an_old_style_version_still_loads(tiny_bundle, tmp_path):
+    import shutil
+
+    old = shutil.copytree(tiny_bundle, tmp_path / "old")
+    manifest = json.loads((old / "manifest.json").read_text())
+    manifest["model_version"] = "2026.12.04-d1035eab"
+    manifest["created_at"] = manifest.pop("trained_at")
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    assert Tagger.load(old).model_version == "2026.12.04-d1035eab"
 
 
 def test_thresholds_come_from_scores_not_defaults():

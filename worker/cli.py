@@ -31,6 +31,7 @@ from .jsonl import read_records
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2
 _TAG_BATCH = 64
 STORY_BLOCK = 2000  # articles held at once by `autotag tag` while their stories are found (about 3 KB each)
+MODEL_HELP = "model bundle directory (default: $AUTOTAG_MODEL, else the shipped models/bundle)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,23 +47,51 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default when it means something (not None, False or an empty list)."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False, []) or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every (sub)command's help shows the defaults: subparsers are made of the parser's own class."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1 (0 articles or 0 runs measure nothing)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="autotag", description="Topic and country tags for news articles.")
+    parser = _Parser(prog="autotag", description="Topic and country tags for news articles.")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     tag = commands.add_parser("tag", help="tag JSONL articles: one JSON result line per input line")
     tag.add_argument("input", help="JSONL file with id, title, body per line, or - for stdin")
-    tag.add_argument("--model", type=Path, default=None, help="model bundle directory (default: models/bundle or $AUTOTAG_MODEL)")
-    tag.add_argument("--max-body-bytes", type=int, default=2 * 1024 * 1024, help="reject bodies larger than this (default 2 MiB)")
+    tag.add_argument("--model", type=Path, default=None, help=MODEL_HELP)
+    tag.add_argument("--max-body-bytes", type=int, default=2 * 1024 * 1024, help="reject bodies larger than this many bytes (2 MiB)")
     tag.add_argument("--stories", choices=("shared", "suggest", "off"), default="shared",
-                     help="versions of one story: one tag set (shared, default), the others' tags as suggestions, or off")
-    tag.add_argument("--story-block", type=int, default=STORY_BLOCK, metavar="N",
-                     help=f"stories are looked for within blocks of N consecutive articles (default {STORY_BLOCK:,}): memory stays bounded")
+                     help="versions of one story: one tag set (shared), the others' tags as suggestions, or off")
+    tag.add_argument("--story-block", type=_positive_int, default=STORY_BLOCK, metavar="N",
+                     help="stories are looked for within blocks of N consecutive articles: memory stays bounded")
     tag.set_defaults(run=_run_tag)
 
     evaluate = commands.add_parser("evaluate", help="score the model against labeled articles")
     evaluate.add_argument("--data", type=Path, required=True, help="JSONL with id, title, body, topics, regions, regions_optional")
-    evaluate.add_argument("--model", type=Path, default=None)
+    evaluate.add_argument("--model", type=Path, default=None, help=MODEL_HELP)
     evaluate.add_argument("--json", action="store_true", help="print the full report as JSON")
     evaluate.add_argument("--worst", type=int, default=10, help="how many of the worst errors to list")
     evaluate.add_argument("--stories", choices=("shared", "suggest", "off"), default="shared", help="how versions of one story are tagged")
@@ -77,39 +106,39 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--archive", type=Path, action="append", default=[], metavar="EXPORT",
                        help="an archive export in the re-tag format whose editor decisions join the corpus (repeatable); "
                             "prints cross-validated figures without and with it")
-    train.add_argument("-v", "--verbose", action="store_true")
+    train.add_argument("-v", "--verbose", action="store_true", help="log each training step")
     train.set_defaults(run=_run_train)
 
     bench = commands.add_parser("bench", help="measure in-process speed, load time and memory")
-    bench.add_argument("--model", type=Path, default=None)
-    bench.add_argument("--articles", type=int, default=2000, help="articles per measurement")
+    bench.add_argument("--model", type=Path, default=None, help=MODEL_HELP)
+    bench.add_argument("--articles", type=_positive_int, default=2000, help="articles per measurement")
     bench.add_argument("--corpus", type=Path, default=_repo_path("models", "corpus"), help="where the benchmark's articles come from")
-    bench.add_argument("--repeats", type=int, default=5, help="timed runs; the best and the median are reported")
-    bench.add_argument("--json", action="store_true")
+    bench.add_argument("--repeats", type=_positive_int, default=5, help="timed runs; the best and the median are reported")
+    bench.add_argument("--json", action="store_true", help="print the figures as JSON")
     bench.set_defaults(run=_run_bench)
 
     up = commands.add_parser("up", help="run Redis (embedded unless configured), a worker and the ingress; Ctrl-C stops all")
     up.add_argument("--config", type=Path, default=None, help="TOML config (default: $AUTOTAG_CONFIG or ~/.autotag/autotag.toml, written on first run)")
-    up.add_argument("--host", default="127.0.0.1")
-    up.add_argument("--port", type=int, default=8080)
+    up.add_argument("--host", default="127.0.0.1", help="address the ingress listens on")
+    up.add_argument("--port", type=int, default=8080, help="port the ingress listens on (the demo's callbacks follow it)")
     up.add_argument("--demo", action="store_true", help="publish examples/articles.jsonl through the ingress once ready and print the callbacks")
     up.add_argument("--once", action="store_true", help="with --demo: stop after the demo's callbacks arrived")
     up.add_argument("-v", "--verbose", action="store_true", help="show the worker's own output (else in worker.log in the data directory)")
     up.set_defaults(run=_run_up)
 
     status = commands.add_parser("status", help="the running service at a glance; exit status 1 when something is down")
-    status.add_argument("--json", action="store_true")
-    status.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for the workers' answers (default 1)")
+    status.add_argument("--json", action="store_true", help="one JSON object, for scripts and monitoring")
+    status.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for the workers' answers")
     status.set_defaults(run=_run_status)
 
     serve = commands.add_parser("serve", help="run the HTTP ingress alone (needs redis_url)")
-    serve.add_argument("--host", default=None)
-    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--host", default=None, help="address to listen on (default: the config's host, else 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port to listen on (default: the config's port, else 8080)")
     serve.set_defaults(run=_run_serve)
 
     worker = commands.add_parser("worker", help="run a Celery worker alone (needs redis_url)")
     worker.add_argument("--concurrency", type=int, default=None, help="worker processes (default: one per core)")
-    worker.add_argument("--loglevel", default="WARNING")
+    worker.add_argument("--loglevel", default="WARNING", help="Celery's log level (DEBUG, INFO, WARNING, ERROR)")
     worker.add_argument("--task-events", action="store_true", help="send task events from the start (Flower shows them)")
     worker.set_defaults(run=_run_worker)
 
@@ -118,13 +147,13 @@ def _parser() -> argparse.ArgumentParser:
 
     deliveries = commands.add_parser("deliveries", help="list pending and dead callback deliveries")
     deliveries.add_argument("--dead", action="store_true", help="only dead deliveries")
-    deliveries.add_argument("--limit", type=int, default=50)
-    deliveries.add_argument("--json", action="store_true")
+    deliveries.add_argument("--limit", type=_positive_int, default=50, help="list at most this many of each (pending, dead)")
+    deliveries.add_argument("--json", action="store_true", help="one JSON object per delivery (timestamps in ISO 8601 UTC)")
     deliveries.set_defaults(run=_run_deliveries)
 
     redeliver = commands.add_parser("redeliver", help="put dead deliveries back on the schedule, due now")
     redeliver.add_argument("ids", nargs="*", help="delivery ids (webhook-id values)")
-    redeliver.add_argument("--all-dead", action="store_true")
+    redeliver.add_argument("--all-dead", action="store_true", help="every dead delivery (none dead: prints so and exits 0)")
     redeliver.set_defaults(run=_run_redeliver)
 
     retag = commands.add_parser("retag", help="re-tag an archive export: dry-run diff, results file, or callbacks")
@@ -135,12 +164,12 @@ def _parser() -> argparse.ArgumentParser:
     retag.add_argument("--out", type=Path, default=None, help="write one result line per article here")
     retag.add_argument("--report", type=Path, default=None, help="where the JSON report goes (default: in the run's directory)")
     retag.add_argument("--client", default=None, help="which configured client's callback receives the tags")
-    retag.add_argument("--rate", type=float, default=20.0, help="at most this many callbacks per second (default 20)")
+    retag.add_argument("--rate", type=float, default=20.0, help="at most this many callbacks per second")
     retag.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted run")
     retag.add_argument("--status", metavar="RUN_ID", help="show a run's progress")
     retag.add_argument("--json", action="store_true", help="with --status: as JSON")
-    retag.add_argument("--model", type=Path, default=None)
-    retag.add_argument("--max-body-bytes", type=int, default=2 * 1024 * 1024)
+    retag.add_argument("--model", type=Path, default=None, help=MODEL_HELP)
+    retag.add_argument("--max-body-bytes", type=int, default=2 * 1024 * 1024, help="skip, as a bad line, an article whose body is larger (bytes)")
     retag.add_argument("--stories", choices=("shared", "suggest", "off"), default=None,
                        help="versions of one story within a chunk: one tag set (default: the client's story_tags, else shared)")
     retag.set_defaults(run=_run_retag)
@@ -150,7 +179,7 @@ def _parser() -> argparse.ArgumentParser:
     report = feedback_commands.add_parser("report", help="per tag and model version: kept, rejected, accepted, added; best threshold")
     report.add_argument("--client", default=None, help="one configured client (default: all)")
     report.add_argument("--since", default=None, help="only decisions stored since this date (YYYY-MM-DD or an ISO timestamp, UTC)")
-    report.add_argument("--json", action="store_true")
+    report.add_argument("--json", action="store_true", help="print the report as JSON")
     report.add_argument("--model", type=Path, default=None, help="the bundle whose thresholds count as current (default: as configured)")
     report.set_defaults(run=_run_feedback_report)
     return parser
@@ -201,27 +230,17 @@ def _report_line_error(exc: InputError, line_no: int) -> None:
 
 
 def _run_evaluate(args) -> int:
-    from .engine.evaluation import GoldArticle, format_report, score, story_report
-    from .engine.tagging import Tagger, parse_article
+    from .engine.evaluation import format_report, score, story_report
+    from .engine.gold import read_gold
+    from .engine.tagging import Tagger, country_names
 
     if args.html and not args.html.parent.is_dir():
         raise InputError(f"cannot write the HTML report to {args.html}: no directory {args.html.parent}; name a file in an existing directory")
     tagger = Tagger.load(args.model)
-    gold, articles = [], []
+    aliases = json.loads(((args.model or default_bundle_path()) / "aliases.json").read_text(encoding="utf-8"))
+    known_regions = set(country_names()) & {row[1] for row in aliases}  # ISO codes the gazetteer can find
     with _open_input(args.data) as stream:
-        for line_no, record, problem in read_records(stream, max_bytes=64 * 1024 * 1024):
-            if problem:
-                raise InputError(f"{args.data}: line {line_no}: {problem}")
-            articles.append(parse_article(record, max_body_bytes=64 * 1024 * 1024, line_no=line_no))
-            gold.append(
-                GoldArticle(
-                    id=str(record["id"]),
-                    topics=set(record.get("topics") or []),
-                    regions=set(record.get("regions") or []),
-                    regions_optional=set(record.get("regions_optional") or []),
-                    story=record.get("story"),
-                )
-            )
+        gold, articles = read_gold(stream, str(args.data), tagger.labels, known_regions)
     results = tagger.tag_many(articles, stories=args.stories)
     report = score(gold, results, tagger.labels, worst=args.worst)
     report["model_version"] = tagger.model_version
@@ -334,8 +353,25 @@ def _run_serve(args) -> int:
     warn_about_callbacks(settings, sys.stderr)
     app = create_app(settings, queue_prefix=os.environ.get("AUTOTAG_QUEUE_PREFIX", ""))
     api = create_ingress(settings, app, Ledger(redis.Redis.from_url(settings.redis_url), settings.key_prefix, settings.idempotency_ttl))
-    uvicorn.run(api, host=args.host or settings.host, port=args.port or settings.port, log_level="warning")
-    return EXIT_OK
+    host, port = args.host or settings.host, args.port or settings.port
+    server = uvicorn.Server(uvicorn.Config(api, host=host, port=port, log_level="warning"))
+    _say_when_listening(server, f"autotag: ingress listening on http://{host}:{port}  (GET /healthz, /readyz, /metrics)")
+    server.run()
+    return EXIT_OK if server.started else EXIT_ERROR
+
+
+def _say_when_listening(server, line: str) -> None:
+    """Print `line` once the server has bound its socket (not before: a port in use fails first)."""
+    import threading
+    import time
+
+    def wait():
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        if server.started:
+            print(line, flush=True)
+
+    threading.Thread(target=wait, daemon=True).start()
 
 
 def _run_worker(args) -> int:
@@ -420,21 +456,19 @@ def _run_feedback_report(args) -> int:
 
 
 def _run_deliveries(args) -> int:
-    import time
+    from .service.delivery_listing import delivery_row, format_row
 
     ledger = _ledger()
-    rows = [] if args.dead else [("pending", r) for r in ledger.listing("due", args.limit)]
-    rows += [("dead", r) for r in ledger.listing("dead", args.limit)]
+    rows = [] if args.dead else [delivery_row("pending", r) for r in ledger.listing("due", args.limit)]
+    rows += [delivery_row("dead", r) for r in ledger.listing("dead", args.limit)]
     if args.json:
-        for state, record in rows:
-            record.pop("payload", None)
-            print(json.dumps({"list": state, **record}, ensure_ascii=False))
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
         return EXIT_OK
     if not rows:
-        print("no pending or dead deliveries")
-    for state, r in rows:
-        when = f"next in {max(0, r['score'] - time.time()):.0f}s" if state == "pending" else time.strftime("died %Y-%m-%d %H:%M:%S", time.gmtime(r["score"]))
-        print(f"{state:<8}{r['id']}  client {r['client']}  article {r['article']} rev {r['revision']}  tries {r['attempts']}  {when}  {r.get('last_error', '')}")
+        print("no dead deliveries" if args.dead else "no pending or dead deliveries")
+    for row in rows:
+        print(format_row(row))
     return EXIT_OK
 
 
@@ -444,6 +478,9 @@ def _run_redeliver(args) -> int:
     ledger = _ledger()
     ids = list(args.ids) + ([r["id"] for r in ledger.listing("dead", 100000)] if args.all_dead else [])
     if not ids:
+        if args.all_dead:
+            print("nothing to redeliver: no dead deliveries")
+            return EXIT_OK
         raise InputError("name delivery ids or pass --all-dead")
     refused = 0
     for message_id in ids:
@@ -499,7 +536,7 @@ def _run_retag(args) -> int:
 
             raise ServiceNotFound("a queued re-tag needs the service's Redis and workers, and "
                                   + nothing_running(root, service.config, service.doubt) + "; or re-tag in this process with --local")
-        if not options["no_callback"]:
+        if not options["no_callback"] or args.client:  # a dry run names a client for its remembered decisions
             options["client"] = _retag_client(service.settings, args.client).id
         options["stories"] = args.stories or _client_story_mode(service.settings, options["client"])
         if not args.local:
@@ -529,7 +566,7 @@ def _run_retag(args) -> int:
         if out:
             out.close()
     report = {"run": run.run_id, "dry_run": options["dry_run"], **summary.as_dict(), "per_article": str(run.directory / "changes.jsonl")}
-    return _finish_retag(args, run.directory, report, format_summary(summary))
+    return _finish_retag(args, run.directory, report, format_summary(summary, delivered=not options["no_callback"]))
 
 
 def _retag_queued(args, ledger, root: Path, run_id: str) -> int:
@@ -562,7 +599,7 @@ def _retag_queued(args, ledger, root: Path, run_id: str) -> int:
     for tag, counts in totals["per_tag"].items():
         summary.gains[tag], summary.losses[tag] = counts["gain"], counts["lose"]
     report = {"run": run_id, "dry_run": options["dry_run"], **summary.as_dict(), "per_article": str(directory / "changes.jsonl")}
-    return _finish_retag(args, directory, report, format_summary(summary))
+    return _finish_retag(args, directory, report, format_summary(summary, delivered=not options["no_callback"]))
 
 
 def _finish_retag(args, directory: Path, report: dict, table: str) -> int:
@@ -631,12 +668,14 @@ def _client_story_mode(settings, client_id) -> str:
 
 
 def _retag_client(settings, client_id):
+    configured = ", ".join(c.id for c in settings.clients) or "none"
+    if client_id and settings.client(client_id) is None:
+        raise InputError(f"unknown client {client_id!r} (configured: {configured}); pass --client with one of them")
     client = settings.client(client_id) if client_id else (settings.clients[0] if len(settings.clients) == 1 else None)
     if client is None:
         from .service.settings import default_config_path
 
-        known = ", ".join(c.id for c in settings.clients) or "none"
-        raise InputError(f"name the client whose callback receives the tags (--client ID); clients in {default_config_path()}: {known}")
+        raise InputError(f"name the client whose callback receives the tags (--client ID); clients in {default_config_path()}: {configured}")
     return client
 
 

@@ -53,13 +53,10 @@ def save_bundle(out_dir: str | Path, objects: dict[str, object], json_files: dic
         for name, data in json_files.items():
             (staging / name).write_text(json.dumps(data, ensure_ascii=False, sort_keys=True), encoding="utf-8")
         files = {path.name: _sha256(path) for path in sorted(staging.iterdir())}
-        created = datetime.now(timezone.utc)
-        # the version names the content: same files, same version; any change, a new one
-        content = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:8]
         full_manifest = {
             "format": BUNDLE_FORMAT,
-            "model_version": f"{created:%Y.%m.%d}-{content}",
-            "created_at": created.isoformat(timespec="seconds"),
+            "model_version": content_version(files, manifest),
+            "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "libraries": library_versions(),
             **manifest,
             "files": files,
@@ -73,6 +70,16 @@ def save_bundle(out_dir: str | Path, objects: dict[str, object], json_files: dic
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out_dir
+
+
+def content_version(files: dict[str, str], manifest: dict) -> str:
+    """The model version names the content alone: the files' sha256 and what training put in the
+    manifest (labels, thresholds, corpus digest, options, figures). Retraining the same corpus
+    with the same options gives the same version; any change, a new one. The training date
+    lives in `trained_at`, beside it. (Bundles written before this carry a dated version,
+    e.g. 2026.12.04-d1035eab, and `created_at`; they load as they are.)"""
+    content = json.dumps({"format": BUNDLE_FORMAT, "files": files, "manifest": manifest}, sort_keys=True, ensure_ascii=False)
+    return "m-" + hashlib.sha256(content.encode()).hexdigest()[:12]
 
 
 def read_manifest(bundle_dir: str | Path) -> dict:

@@ -131,8 +131,11 @@ def change_entry(line: ArchiveLine, result: dict) -> str | None:
                        "after": {kind: [t[key] for t in result[kind]] for kind, key in KINDS}}, ensure_ascii=False)
 
 
-def format_summary(summary: Summary) -> str:
-    lines = [f"{summary.articles} articles re-tagged, {summary.changed} would change, {summary.bad_lines} bad lines skipped, "
+def format_summary(summary: Summary, delivered: bool = False) -> str:
+    """The run's table; `delivered`: the results went to the CMS (said in the past tense), else
+    nothing was written back (a dry run, --no-callback: what would change)."""
+    outcome = f"and sent to the CMS, {summary.changed} changed" if delivered else f"{summary.changed} would change"
+    lines = [f"{summary.articles} articles re-tagged{',' if not delivered else ''} {outcome}, {summary.bad_lines} bad lines skipped, "
              f"{summary.editor_kept} editor decisions kept", "", f"{'tag':<18}{'gain':>8}{'lose':>8}"]
     rows = ordered_tags(summary.as_dict()["per_tag"])
     width = max([18] + [len(name) + 2 for _, name, _ in rows])

@@ -346,14 +346,16 @@ class Ledger:
 
     def reschedule(self, record: dict, due_at: float, error: str) -> None:
         with self.redis.pipeline() as pipe:
-            pipe.hset(self.key("delivery", record["id"]), mapping={"attempts": record["attempts"] + 1, "last_error": error[:500], "next_at": due_at})
+            pipe.hset(self.key("delivery", record["id"]), mapping={"attempts": record["attempts"] + 1, "last_error": error[:500], "next_at": due_at,
+                                                                          "last_attempt_at": time.time()})
             pipe.zadd(self.key("due"), {record["id"]: due_at})
             self.end_post(record, pipe=pipe)
             pipe.execute()
 
     def kill(self, record: dict, error: str) -> None:
         with self.redis.pipeline() as pipe:
-            pipe.hset(self.key("delivery", record["id"]), mapping={"state": "dead", "attempts": record["attempts"] + 1, "last_error": error[:500], "died_at": time.time()})
+            pipe.hset(self.key("delivery", record["id"]), mapping={"state": "dead", "attempts": record["attempts"] + 1, "last_error": error[:500], "died_at": time.time(),
+                                                                          "last_attempt_at": time.time()})
             pipe.zrem(self.key("due"), record["id"])
             pipe.zadd(self.key("dead"), {record["id"]: time.time()})
             self.end_post(record, pipe=pipe)

@@ -108,6 +108,10 @@ def load_settings(path: str | Path | None = None, environ: dict | None = None) -
             raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
             raise ConfigError(f"config file {path} does not exist") from exc
+        except OSError as exc:
+            raise ConfigError(unreadable_config(path, exc)) from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     overrides = {
@@ -121,6 +125,17 @@ def load_settings(path: str | Path | None = None, environ: dict | None = None) -
     }
     raw.update({key: value for key, value in overrides.items() if value not in (None, "")})
     return _build(raw, source=str(path or "environment"), environ=environ)
+
+
+def unreadable_config(path, exc: OSError) -> str:
+    """One line naming the config path, why it cannot be read, and the fix."""
+    if isinstance(exc, IsADirectoryError):
+        return (f"config file {path} is a directory, not a TOML file (docker compose makes one when the file it mounts is "
+                "missing): remove it and put your config there (deploy/autotag.example.toml is a template)")
+    if isinstance(exc, PermissionError):
+        return (f"config file {path} cannot be read by this user (uid {os.getuid()}): permission denied; "
+                "make it readable to this user (chown or chmod), or run as its owner")
+    return f"config file {path} cannot be read: {exc.strerror or exc}; point AUTOTAG_CONFIG (or --config) at a readable TOML file"
 
 
 def _build(raw: dict, source: str, environ=None) -> Settings:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -22,6 +23,8 @@ from pathlib import Path
 import redis
 
 from ..errors import ConfigError
+
+DEMO_WAIT = 120  # seconds the demo waits for its callbacks
 
 
 class EmbeddedRedis:
@@ -125,26 +128,40 @@ def run_up(config_path: Path | None, host: str, port: int, demo_articles: Path |
     from .discovery import publish, published_now, withdraw
     from .ingress import create_ingress
     from .ledger import Ledger
-    from .settings import default_config_path, load_settings
+    from .settings import default_config_path, load_settings, unreadable_config
 
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)  # lines as they happen, also into a pipe or a log file
     config_path = config_path or default_config_path()
-    settings = load_settings(config_path) if config_path.exists() else None
+    try:
+        first_run = not config_path.exists()
+    except OSError as exc:  # a parent directory this user may not enter
+        raise ConfigError(unreadable_config(config_path, exc)) from exc
+    settings = None if first_run else load_settings(config_path)
     if settings:
         _refuse_if_running(settings.data_dir)
     _refuse_busy_port(host, port)
     if settings is None:
-        write_demo_config(config_path, port)
+        try:
+            write_demo_config(config_path, port)
+        except OSError as exc:
+            raise ConfigError(f"cannot write a demo configuration to {config_path}: {exc.strerror or exc}; "
+                              "pass --config (or set AUTOTAG_CONFIG) to a TOML file or a writable path") from exc
         print(f"autotag: first run, wrote a demo configuration to {config_path}")
         settings = load_settings(config_path)
         _refuse_if_running(settings.data_dir)
+    elif demo_articles:
+        moved_from = follow_demo_port(config_path, port)
+        if moved_from:
+            print(f"autotag: the demo's callback URL in {config_path} now names port {port} (it named {moved_from})")
+            settings = load_settings(config_path)
     data_dir = settings.data_dir
     stopper = _Stopper()
     previous = {sig: signal.signal(sig, stopper) for sig in (signal.SIGINT, signal.SIGTERM)}
     embedded = worker = None
     published = False
     outcome = 0
+    demo_outcome: dict = {}
     try:
         redis_url = settings.redis_url
         if not redis_url:
@@ -173,12 +190,13 @@ def run_up(config_path: Path | None, host: str, port: int, demo_articles: Path |
         published = True
         _print_status(settings, config_path, ingress_url, redis_url, embedded, logs, demo)
         if demo_articles:
-            threading.Thread(target=_publish_demo, args=(settings, host, port, demo_articles, inbox, server if once else None), daemon=True).start()
+            threading.Thread(target=_publish_demo, args=(settings, host, port, demo_articles, inbox, server if once else None, demo_outcome),
+                             daemon=True).start()
         watcher = _WorkerWatch(worker, server, logs["worker"])
         watcher.start()
         stopper.server = server
         server.run()
-        outcome = 1 if watcher.exited is not None else 0
+        outcome = 1 if watcher.exited is not None or (once and demo_articles and demo_outcome.get("missing", 1)) else 0
     finally:
         stopper.stopping = True
         if published:
@@ -283,17 +301,27 @@ def _print_status(settings, config_path: Path, ingress_url: str, redis_url: str,
     print("Ctrl-C stops everything.", flush=True)
 
 
-def _publish_demo(settings, host: str, port: int, articles: Path, inbox: list, server) -> None:
+def _publish_demo(settings, host: str, port: int, articles: Path, inbox: list, server, outcome: dict) -> None:
     """Publish the sample articles through the real ingress, as a CMS would, and show the tags;
-    one line, not a traceback, if the service stops (or fails) meanwhile."""
+    `outcome["missing"]`: how many callbacks did not arrive."""
     try:
-        _publish_demo_articles(settings, host, port, articles, inbox, server)
-    except OSError as exc:
+        outcome["missing"] = _publish_and_wait(settings, host, port, articles, inbox)
+    except OSError as exc:  # the service stopped (or failed) meanwhile: one line, not a traceback
         print(f"autotag demo: the sample articles were not all published ({exc})", flush=True)
+    finally:
+        if server is not None:
+            server.should_exit = True
 
 
-def _publish_demo_articles(settings, host: str, port: int, articles: Path, inbox: list, server) -> None:
+def _publish_and_wait(settings, host: str, port: int, articles: Path, inbox: list) -> int:
+    if not settings.clients:
+        print("autotag demo: no client is configured, so nothing can be published; add one to the config", flush=True)
+        return 1
     client = settings.clients[0]
+    expected = f"http://127.0.0.1:{port}/demo/cms"
+    if client.callback_url != expected:
+        print(f"autotag demo: client {client.id!r} calls back to {client.callback_url}, not to this run's demo endpoint "
+              f"({expected}): no callback can arrive here", flush=True)
     base = f"http://{host}:{port}"
     for _ in range(200):
         try:
@@ -312,10 +340,33 @@ def _publish_demo_articles(settings, host: str, port: int, articles: Path, inbox
                                          headers={"authorization": f"Bearer {client.token}", "content-type": "application/json"})
         with urllib.request.urlopen(request, timeout=10) as answer:
             print(f"autotag demo: published {record['id']}: {answer.status} {answer.read().decode()}")
-    deadline = time.monotonic() + 120
+    if client.callback_url != expected:
+        return len(records)
+    deadline = time.monotonic() + DEMO_WAIT
     while len(inbox) < len(records) and time.monotonic() < deadline:
         time.sleep(0.1)
     for payload in inbox:
         print("autotag demo: callback " + json.dumps({k: payload[k] for k in ("article", "topics", "regions")}, ensure_ascii=False))
-    if server is not None:
-        server.should_exit = True
+    missing = len(records) - len(inbox)
+    if missing > 0:
+        print(f"autotag demo: {missing} of {len(records)} callbacks did not arrive within {DEMO_WAIT} s; "
+              "`autotag deliveries` shows why", flush=True)
+    return max(0, missing)
+
+
+def follow_demo_port(config_path: Path, port: int) -> int | None:
+    """The demo config names the port of the run that wrote it: point its callback URL at this
+    run's port, or no callback could ever reach the demo endpoint. Returns the old port, or None
+    when nothing changed (another port's config was edited by hand: left alone)."""
+    text = config_path.read_text(encoding="utf-8")
+    match = _DEMO_CALLBACK.search(text)
+    if not match or int(match.group(1)) == port:
+        return None
+    staging = config_path.with_name(config_path.name + ".tmp")
+    staging.write_text(text[: match.start(1)] + str(port) + text[match.end(1):], encoding="utf-8")
+    staging.chmod(0o600)  # it holds secrets
+    os.replace(staging, config_path)
+    return int(match.group(1))
+
+
+_DEMO_CALLBACK = re.compile(r'^callback_url = "http://127\.0\.0\.1:(\d+)/demo/cms"$', re.MULTILINE)
