@@ -623,22 +623,29 @@ def _local_editor_memory(settings, options: dict):
     (refusing to go on without them if it does not answer); otherwise only the export's marks."""
     if not settings.redis_url:
         return None
-    import redis
-
     from .retag.export import EditorMemory
     from .service.decision_store import DecisionStore
 
     client_id = options["client"] or (settings.clients[0].id if len(settings.clients) == 1 else None)
     if client_id is None:
         return None
+    connection = _answering_redis(settings, "the editors' remembered decisions cannot be applied; start it, or unset redis_url "
+                                            "to apply only the export's marks")
+    store = DecisionStore(connection, settings.key_prefix, settings.feedback_retention)
+    return EditorMemory(store, client_id, remember=not options["no_callback"])
+
+
+def _answering_redis(settings, consequence: str):
+    """A connection to the configured Redis, which must answer: else one line saying what a
+    local run cannot do without it."""
+    import redis
+
     connection = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
     try:
         connection.ping()
     except redis.RedisError as exc:
-        raise InputError(f"Redis at redis_url does not answer ({type(exc).__name__}): the editors' remembered decisions "
-                         "cannot be applied; start it, or unset redis_url to apply only the export's marks") from exc
-    store = DecisionStore(connection, settings.key_prefix, settings.feedback_retention)
-    return EditorMemory(store, client_id, remember=not options["no_callback"])
+        raise InputError(f"Redis at redis_url does not answer ({type(exc).__name__}): {consequence}") from exc
+    return connection
 
 
 def _local_delivery_runtime(settings, tagger):
@@ -647,17 +654,11 @@ def _local_delivery_runtime(settings, tagger):
     has seen is never sent); it refuses to go on if that Redis does not answer."""
     if not settings.redis_url:
         return None
-    import redis
-
     from .service.ledger import Ledger
     from .service.pipeline import Runtime
 
-    connection = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
-    try:
-        connection.ping()
-    except redis.RedisError as exc:
-        raise InputError(f"Redis at redis_url does not answer ({type(exc).__name__}): the articles' live revisions cannot be "
-                         "checked before their callbacks; start it, or unset redis_url to deliver without them") from exc
+    connection = _answering_redis(settings, "the articles' live revisions cannot be checked before their callbacks; start it, "
+                                            "or unset redis_url to deliver without them")
     return Runtime(settings=settings, ledger=Ledger(connection, settings.key_prefix, settings.idempotency_ttl), load_tagger=lambda: tagger)
 
 
