@@ -24,6 +24,7 @@ def test_reject_accept_add_reach_the_service_and_the_next_revision_honours_them(
     decide(page, user, "reject", "topic", "arms-deals", conf)
     decide(page, user, "accept", "topic", "sanctions", conf)
     decide(page, user, "add", "region", "fr", conf)  # normalised to FR
+    assert PageTag.objects.get(page=page, tag="FR").name == "France"  # named at once, before any callback
     sent = wait_for(lambda: list(OutboxMessage.objects.filter(page_id=page.pk, kind="feedback", status="sent")) if
                     OutboxMessage.objects.filter(page_id=page.pk, kind="feedback", status="sent").count() == 3 else None,
                     what="three feedback messages taken")
@@ -48,6 +49,7 @@ def test_reject_accept_add_reach_the_service_and_the_next_revision_honours_them(
     assert next(r for r in payload["regions"] if r["code"] == "FR")["by"] == "editor"
     tags = page_tags(page)
     assert tags["topics"] == ["sanctions"] and "FR" in tags["regions"]
+    assert PageTag.objects.get(page=page, tag="FR").name == "France"
     assert PageTag.objects.get(page=page, tag="arms-deals").status == "removed"
 
 
@@ -70,7 +72,7 @@ def test_bad_decisions_are_refused_with_a_message_and_nothing_is_queued(autotag_
     page = make_page(site_root, sample("sample-3"))
     wait_for_tags(page)
     user, conf = editor(), get_settings()
-    for action, kind, tag in [("add", "region", "France"), ("add", "topic", "Not A Label!"), ("accept", "topic", "sanctions"),
+    for action, kind, tag in [("add", "region", "France"), ("add", "region", "UK"), ("add", "region", "ZZ"), ("add", "topic", "Not A Label!"), ("accept", "topic", "sanctions"),
                               ("remove", "topic", "arms-deals"), ("explode", "topic", "x")]:
         try:
             decide(page, user, action, kind, tag, conf)
@@ -94,3 +96,14 @@ def test_a_topic_the_service_does_not_know_is_kept_and_shown_as_refused(autotag_
     assert PageTag.objects.get(page=page, tag="local-elections").status == "applied"
     call_command("autotag_outbox", "--retry-failed")
     assert OutboxMessage.objects.get(pk=message.pk).status == "failed" and OutboxMessage.objects.get(pk=message.pk).attempts == 2
+
+
+def test_an_editor_who_types_uk_is_pointed_at_gb(autotag_service, site_root):
+    page = make_page(site_root, sample("sample-3"))
+    wait_for_tags(page)
+    try:
+        decide(page, editor(), "add", "region", "uk", get_settings())
+    except DecisionError as exc:
+        assert str(exc) == "UK is not a country code (ISO 3166-1 alpha-2). Did you mean GB (United Kingdom)?"
+    else:
+        raise AssertionError("UK was accepted")

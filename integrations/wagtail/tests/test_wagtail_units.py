@@ -75,3 +75,11 @@ def test_backoff_follows_the_delays_repeats_the_last_and_honours_retry_after():
     delays = (10.0, 30.0, 3600.0)
     assert [backoff(n, delays) for n in (1, 2, 3, 4, 50)] == [10.0, 30.0, 3600.0, 3600.0, 3600.0]
     assert backoff(1, delays, retry_after=120.0) == 120.0 and backoff(2, delays, retry_after=5.0) == 30.0
+
+
+def test_the_plugins_country_names_are_the_services():
+    from worker.engine.tagging import country_names as service_names
+
+    from wagtail_autotag.countries import country_names
+
+    assert country_names() == service_names()

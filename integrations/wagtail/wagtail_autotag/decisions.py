@@ -15,6 +15,7 @@ from wagtail.log_actions import log
 
 from . import outbox
 from .conf import AutotagSettings
+from .countries import country_name, near_miss
 from .models import BY_EDITOR, REGION, TOPIC, OutboxMessage, PageTag, PageTagState, TagDecision
 
 _TOPIC = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
@@ -40,6 +41,10 @@ def clean_tag(kind: str, tag: str, conf: AutotagSettings) -> str:
         tag = tag.upper()
         if not _REGION.match(tag):
             raise DecisionError("A region is a two-letter country code such as FR.")
+        if country_name(tag) is None:
+            meant = near_miss(tag)
+            hint = f" Did you mean {meant} ({country_name(meant)})?" if meant else ""
+            raise DecisionError(f"{tag} is not a country code (ISO 3166-1 alpha-2).{hint}")
     else:
         raise DecisionError("Choose topic or region.")
     return tag
@@ -64,6 +69,8 @@ def decide(page, user, action: str, kind: str, tag: str, conf: AutotagSettings) 
         raise DecisionError(f"{tag} is already on the page.")
     if row is None:
         row = PageTag(page=page, kind=kind, tag=tag, score=preview_score, evidence=preview_evidence or [])
+    if kind == REGION and not row.name:
+        row.name = country_name(tag) or ""
     row.status = PageTag.REMOVED if decision == TagDecision.REJECTED else PageTag.APPLIED
     row.by, row.updated_at = BY_EDITOR, timezone.now()
     state = PageTagState.objects.filter(page=page).first()
