@@ -1,8 +1,10 @@
 """Country salience is learned: a country the story is about outscores one it only mentions."""
 
 import numpy as np
+import pytest
 
 from worker.engine.regions import FEATURES, SalienceClassifier, find_candidates
+from worker.engine.tagging import parse_article
 from worker.engine.text import clean_article
 
 POLAND_STORY = (
@@ -30,7 +32,7 @@ def test_salience_trained_on_the_tiny_corpus_ranks_the_subject_first(tiny_tagger
 
 def test_packed_tree_walk_equals_scikit_learn(tiny_tagger):
     rng = np.random.default_rng(0)
-    X = rng.random((200, len(FEATURES))) * np.array([3, 1, 1, 1, 8, 10, 1, 3, 1, 1, 4, 1, 1, 1, 5, 1, 1, 1, 1, 1])
+    X = rng.random((200, len(FEATURES))) * np.array([3, 1, 1, 1, 8, 10, 1, 3, 1, 1, 4, 1, 1, 1, 5, 9, 1, 1, 1, 1, 1])
     model = tiny_tagger.salience_model
     assert np.allclose(model.salience(X), model.predict_proba(X)[:, 1], atol=1e-12)
 
@@ -42,3 +44,13 @@ def test_salience_classifier_fits_a_learnable_rule():
     model = SalienceClassifier(max_iter=80).fit(X[:300], y[:300])
     accuracy = ((model.salience(X[300:]) >= 0.5) == y[300:]).mean()
     assert accuracy > 0.85
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("South Korea agreed to sell artillery shells to Poland.", {"KR", "PL"}),  # the buyer is a subject too
+    ("Japan will buy 400 Tomahawk missiles from the United States, the defence ministry in Tokyo said.", {"JP", "US"}),
+    ("Halve four ripe Georgia peaches, brush them with butter and grill for four minutes.", {"US"}),  # the state, not the country
+])
+def test_countries_in_short_copy(shipped_tagger, body, expected):
+    (result,) = shipped_tagger.tag_many([parse_article({"id": "brief", "title": "", "body": body})])
+    assert {region["code"] for region in result["regions"]} == expected

@@ -3,7 +3,7 @@
 import pytest
 
 from worker.errors import InputError
-from worker.engine.tagging import MAX_ANALYSED_CHARS, ArticleInput, parse_article
+from worker.engine.tagging import MAX_ANALYSED_CHARS, ArticleInput, Tagger, parse_article
 
 from .conftest import ROOT, SEEDS
 
@@ -75,3 +75,18 @@ def test_any_text_or_markup_tags_without_error(tiny_tagger):
             assert 0.0 <= tag["score"] <= 1.0
 
     check()
+
+
+def test_a_bundle_trained_on_other_country_features_is_refused_with_a_retrain_hint(tiny_bundle):
+    import json
+
+    import joblib
+    import pytest
+
+    from worker.errors import BundleError
+
+    manifest = json.loads((tiny_bundle / "manifest.json").read_text())
+    manifest["salience_features"] = manifest["salience_features"][:-1]
+    with pytest.raises(BundleError, match="retrain it with `autotag train`"):
+        Tagger(manifest, joblib.load(tiny_bundle / "topics.joblib"), joblib.load(tiny_bundle / "salience.joblib"),
+               json.loads((tiny_bundle / "aliases.json").read_text()))

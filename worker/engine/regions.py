@@ -23,7 +23,7 @@ from .text import CleanArticle
 FEATURES = (
     "log_count", "share", "count_over_top", "is_top", "rank", "n_candidates",
     "in_title", "title_count", "first_position", "in_lead", "lead_count", "paragraph_spread",
-    "last_half_only", "dateline", "distinct_aliases",
+    "last_half_only", "dateline", "distinct_aliases", "log_body_chars",
     "kind_name", "kind_demonym", "kind_place", "kind_institution", "kind_subnational",
 )
 _KIND_GROUP = {
@@ -35,6 +35,9 @@ _KIND_COLUMNS = ("kind_name", "kind_demonym", "kind_place", "kind_institution", 
 assert FEATURES[-len(_KIND_COLUMNS):] == _KIND_COLUMNS
 _DATELINE_TAIL = re.compile(r"^[^.\n]{0,40}?(\(|—|–| - |--|:)")
 _LEAD_PARAGRAPHS = 2
+# where in the text a country is first named is measured over at least this many characters
+# (about a wire paragraph): in a one-sentence brief the object of the verb is not "late"
+POSITION_SPAN = 400
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ def find_candidates(article: CleanArticle, matcher: CountryMatcher) -> tuple[lis
         body_mentions = [m for m in found if m.start >= title_len]
         paragraph_of = [bisect_right(paragraph_starts, m.start) - 1 for m in body_mentions]
         lead_count = sum(p < _LEAD_PARAGRAPHS for p in paragraph_of)
-        first = (body_mentions[0].start - title_len) / body_len if body_mentions else 1.0
+        first = (body_mentions[0].start - title_len) / max(body_len, POSITION_SPAN) if body_mentions else 1.0
         kinds = dict.fromkeys(_KIND_COLUMNS, 0.0)
         for mention in found:
             kinds[_KIND_GROUP[mention.kind]] += 1.0 / count
@@ -91,6 +94,7 @@ def find_candidates(article: CleanArticle, matcher: CountryMatcher) -> tuple[lis
             float(bool(body_mentions) and first > 0.5),           # last_half_only
             float(_is_dateline(text, body_mentions, title_len)),  # dateline
             float(len({m.alias for m in found})),                 # distinct_aliases
+            math.log(body_len),                                   # log_body_chars: in a brief, every party counts
             *kinds.values(),                                      # kind_* shares
         ])
         candidates.append(Candidate(code, tuple(found)))

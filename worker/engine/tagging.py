@@ -18,7 +18,7 @@ import numpy as np
 from .artifacts import default_bundle_path, load_bundle
 from ..errors import BundleError, InputError
 from .gazetteer import CountryMatcher
-from .regions import find_candidates, mention_evidence
+from .regions import FEATURES, find_candidates, mention_evidence
 from .stories import Signature, SignatureMaker, group, harmonise, published_date
 from .text import CleanArticle, clean_article
 
@@ -72,6 +72,10 @@ class Tagger:
     """Loaded models and thresholds; `tag` / `tag_many` return plain dicts ready for JSON."""
 
     def __init__(self, manifest: dict, topic_model, salience_model, alias_table: list):
+        trained_with = manifest.get("salience_features")
+        if trained_with is not None and list(trained_with) != list(FEATURES):
+            raise BundleError(f"bundle {manifest.get('model_version')} scores countries from other features than this version of "
+                              f"autotag computes ({len(trained_with)} vs {len(FEATURES)}); retrain it with `autotag train`")
         self.manifest = manifest
         self.model_version: str = manifest["model_version"]
         self.topic_model = topic_model
