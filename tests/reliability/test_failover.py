@@ -5,11 +5,10 @@ workers; the machine's Redis on 6379 is never touched."""
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 
 import httpx
 import pytest
@@ -84,3 +83,118 @@ def test_an_event_the_replica_has_not_confirmed_is_a_503_and_its_retry_is_safe(t
 def _accepted(stack: Stack, article_id: str, event_id: str):
     answer = stack.publish(article_id, 1, event_id=event_id, body=BODY)
     return answer if answer.status_code == 202 else None
+
+
+class SteadyPublisher:
+    """Publishes one event (a new article) every 1/rate seconds from a thread, as a CMS does: an
+    event answered 503 (or not answered) is sent again, same id, 0.2 s later, until it is
+    acknowledged; the events due meanwhile wait their turn."""
+
+    def __init__(self, stack: Stack, rate: float):
+        self.stack, self.rate = stack, rate
+        self.acked: dict[str, dict] = {}  # article id -> status, when, 503s before it
+        self.refusals: list[tuple[float, int]] = []  # (when, status or 0 for no answer)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="steady-publisher", daemon=True)
+
+    def start(self) -> "SteadyPublisher":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def _run(self) -> None:
+        began, index = time.monotonic(), 0
+        while not self._stop.is_set():
+            time.sleep(max(0.0, began + index / self.rate - time.monotonic()))
+            article, refused = f"f{index}", 0
+            while not self._stop.is_set():
+                try:
+                    answer = self.stack.publish(article, 1, event_id=f"evt-{article}", body=BODY)
+                    status = answer.status_code
+                except httpx.HTTPError:
+                    status = 0
+                if status == 202:
+                    self.acked[article] = {"status": answer.json()["status"], "at": time.time(), "refused": refused}
+                    break
+                assert status in (0, 503), f"{article}: {status} {answer.text}"
+                refused += 1
+                self.refusals.append((time.time(), status))
+                time.sleep(0.2)
+            index += 1
+
+    def refused_between(self, start: float, end: float) -> int:
+        return sum(1 for when, _ in self.refusals if start <= when < end)
+
+    def first_refusal_after(self, moment: float) -> float | None:
+        return next((when for when, _ in list(self.refusals) if when >= moment), None)
+
+    def first_ack_after(self, moment: float) -> float | None:
+        after = [entry["at"] for entry in list(self.acked.values()) if entry["at"] > moment]
+        return min(after) if after else None
+
+
+def test_primary_killed_mid_run_loses_no_acknowledged_event(tmp_path, ha, scale, figures):
+    """Events at a steady rate through the ingress to two workers. The replica is SIGKILLed
+    (nothing is refused) and started again; then the primary is SIGKILLed: the Sentinels
+    promote the replica, the ingress answers 503 until then and accepts again by itself, the
+    workers carry on; the old primary comes back as a replica. Every acknowledged event's tags
+    reach the CMS stand-in; a repeat carries the same webhook-id."""
+    rate, phase = scale.pick(10, 25), scale.pick(6, 20)
+    stack = ha_stack(tmp_path, ha, workers=2)
+    publisher = SteadyPublisher(stack, rate).start()
+    try:
+        time.sleep(phase)
+        replica = ha.replica()
+        replica_killed = time.time()
+        replica.kill()
+        time.sleep(phase)
+        refused_without_replica = publisher.refused_between(replica_killed, time.time())
+        replica.start()
+        ha.wait_until(lambda: ha.replica_online(ha.primary()), 30, "the replica to rejoin")
+        time.sleep(phase / 2)
+
+        primary = ha.primary()
+        killed = time.time()
+        primary.kill()
+        ha.wait_until(lambda: ha.primary_port() not in (None, primary.port), 60, "the Sentinels to promote the replica")
+        promoted = time.time()
+        wait_until(lambda: publisher.first_ack_after(promoted), 60, "the ingress to accept again")
+        accepted = publisher.first_ack_after(publisher.first_refusal_after(killed) or killed)
+        time.sleep(phase)
+        primary.start()  # on its old files: the Sentinels turn it into the new primary's replica
+        rejoined = ha.wait_until(lambda: _is_replica_of(primary, ha.primary_port()), 60, "the old primary to come back as a replica")
+        ha.wait_until(lambda: ha.replica_online(ha.primary()), 60, "the old primary to sync")
+        time.sleep(phase / 2)
+    finally:
+        publisher.stop()
+    try:
+        acknowledged = set(publisher.acked)
+        wait_until(lambda: acknowledged <= set(delivered_ok(stack)), 180, "every acknowledged event's callback", stack=stack,
+                   expected=acknowledged)
+        by_article = delivered_ok(stack)
+        repeats = {a: calls for a, calls in by_article.items() if a in acknowledged and len(calls) > 1}
+        for article, calls in repeats.items():
+            assert len({c["headers"]["webhook-id"] for c in calls}) == 1, article
+        statuses = Counter(entry["status"] for entry in publisher.acked.values())
+        figures.record("failover-primary-killed", rate_per_second=rate, events_acknowledged=len(acknowledged),
+                       acknowledged_as_duplicate=statuses.get("duplicate", 0),
+                       refused_while_replica_down=refused_without_replica,
+                       seconds_to_promotion=round(promoted - killed, 1), seconds_until_ingress_accepts=round(accepted - killed, 1),
+                       refused_during_failover=publisher.refused_between(killed, accepted + 0.01),
+                       refused_in_all=len(publisher.refusals), old_primary_is_replica=bool(rejoined),
+                       callbacks_delivered=sum(len(calls) for a, calls in by_article.items() if a in acknowledged),
+                       lost=len(acknowledged - set(by_article)), repeated_same_webhook_id=len(repeats))
+        assert refused_without_replica == 0
+    finally:
+        stack.stop()
+
+
+def _is_replica_of(server, port) -> bool:
+    try:
+        info = server.client().info("replication")
+    except Exception:
+        return False
+    return info.get("role") == "slave" and int(info.get("master_port", -1)) == port and info.get("master_link_status") == "up"

@@ -60,10 +60,12 @@ class ReplicaAcks:
             return min(self.wanted, self._attached)
         return self._needed_from(await client.info("replication"))
 
-    def check(self, acked: int, needed: int) -> None:
-        if acked < needed:
-            self._looked_at = float("-inf")  # a replica may have gone: look again next time
-            raise NotReplicated(f"the write reached {acked} of {needed} replica(s) within {self.timeout_ms} ms")
+    def check(self, acked: int, needed: int, attached_now: int | None = None) -> None:
+        """NotReplicated unless the write reached the replicas asked for, or every replica still
+        attached (one that went away meanwhile, killed or promoted, is not waited for)."""
+        if acked >= needed or (attached_now is not None and acked >= min(self.wanted, attached_now)):
+            return
+        raise NotReplicated(f"the write reached {acked} of {needed} replica(s) within {self.timeout_ms} ms")
 
     def run_script(self, client: redis.Redis, script, keys: list, args: list):
         """`script(keys, args)`, answered once it reached the replicas it needs."""
@@ -74,7 +76,8 @@ class ReplicaAcks:
             script(keys=keys, args=args, client=pipe)
             pipe.execute_command("WAIT", needed, self.timeout_ms)
             result, acked = pipe.execute()
-        self.check(acked, needed)
+        if acked < needed:  # fewer replicas now?
+            self.check(acked, needed, self._needed_from(client.info("replication")))
         return result
 
     async def run_script_async(self, client, script, keys: list, args: list):
@@ -85,7 +88,8 @@ class ReplicaAcks:
             await script(keys=keys, args=args, client=pipe)
             pipe.execute_command("WAIT", needed, self.timeout_ms)
             result, acked = await pipe.execute()
-        self.check(acked, needed)
+        if acked < needed:  # fewer replicas now?
+            self.check(acked, needed, self._needed_from(await client.info("replication")))
         return result
 
     def confirm(self, client: redis.Redis, probe_key: str) -> None:
@@ -98,4 +102,5 @@ class ReplicaAcks:
             pipe.incr(probe_key)
             pipe.execute_command("WAIT", needed, self.timeout_ms)
             _, acked = pipe.execute()
-        self.check(acked, needed)
+        if acked < needed:
+            self.check(acked, needed, self._needed_from(client.info("replication")))
