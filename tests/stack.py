@@ -25,6 +25,7 @@ import redis
 from standardwebhooks.webhooks import Webhook
 
 from worker.service.ledger import Ledger
+from worker.service.redis_connect import connect
 from worker.service.up import EmbeddedRedis, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -198,10 +199,11 @@ class Stack:
 
     def __init__(self, tmp: Path, *, redis_url: str | None = None, retry_delays=(0.3, 0.3, 0.5, 0.5, 1.0), workers: int = 1,
                  signing: bool = False, loglevel: str = "INFO", own_redis: bool = False, extra_config: str = "",
-                 client_config: str = ""):
+                 client_config: str = "", redis_master_name: str | None = None):
         """`own_redis`: an embedded redis-server (AOF on) on a free port, for tests that stop or
         restart Redis; the machine's Redis on 6379 is shared and stays up. `extra_config`: TOML
-        lines added at the top level of the config; `client_config`: lines added to the client's table."""
+        lines added at the top level of the config; `client_config`: lines added to the client's table;
+        `redis_master_name`: the Sentinels' name for the primary, with a sentinel:// `redis_url`."""
         self.loglevel = loglevel
         self.tmp = Path(tmp)
         self.prefix = "t" + secrets.token_hex(4)
@@ -222,6 +224,7 @@ class Stack:
             "callback_timeout = 2.0",
             "dispatch_lease = 10",
             extra_config,
+            f'redis_master_name = "{redis_master_name}"' if redis_master_name else "",
             "",
             "[[clients]]",
             'id = "newsroom"',
@@ -239,7 +242,7 @@ class Stack:
         self.workers: list[subprocess.Popen] = []
         self.ingress: subprocess.Popen | None = None
         self.n_workers = workers
-        self.redis = redis.Redis.from_url(self.redis_url)
+        self.redis = connect(self.redis_url, redis_master_name)  # through Sentinel, the primary of the moment
         self.ledger = Ledger(self.redis, self.prefix)
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=10)
 

@@ -352,7 +352,7 @@ def _run_serve(args) -> int:
 
     warn_about_callbacks(settings, sys.stderr)
     app = create_app(settings, queue_prefix=os.environ.get("AUTOTAG_QUEUE_PREFIX", ""))
-    api = create_ingress(settings, app, Ledger(redis.Redis.from_url(settings.redis_url), settings.key_prefix, settings.idempotency_ttl))
+    api = create_ingress(settings, app, Ledger(_redis_client(settings), settings.key_prefix, settings.idempotency_ttl))
     host, port = args.host or settings.host, args.port or settings.port
     server = uvicorn.Server(uvicorn.Config(api, host=host, port=port, log_level="warning"))
     _say_when_listening(server, f"autotag: ingress listening on http://{host}:{port}  (GET /healthz, /readyz, /metrics)")
@@ -448,7 +448,7 @@ def _run_feedback_report(args) -> int:
     def current_threshold(kind: str, tag: str) -> float | None:
         return thresholds["regions"]["accept"] if kind == "region" else thresholds["topics"].get(tag, {}).get("accept")
 
-    store = DecisionStore(redis.Redis.from_url(settings.redis_url), settings.key_prefix, settings.feedback_retention)
+    store = DecisionStore(_redis_client(settings), settings.key_prefix, settings.feedback_retention)
     entries = (entry for client_id in clients for entry in store.log(client_id, since))
     report = build_report(entries, current_threshold, manifest["model_version"], since)
     print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else format_report(report))
@@ -482,14 +482,32 @@ def _run_redeliver(args) -> int:
             print("nothing to redeliver: no dead deliveries")
             return EXIT_OK
         raise InputError("name delivery ids or pass --all-dead")
-    refused = 0
+    refused, scheduled = 0, []
     for message_id in ids:
         if ledger.redeliver(message_id, time.time()):
-            print(f"{message_id}: scheduled")
+            scheduled.append(message_id)
         else:
             refused += 1
             print(f"{message_id}: not dead, unknown, or superseded by a newer revision", file=sys.stderr)
+    if scheduled:
+        _confirm_replicated(ledger, f"{len(scheduled)} redelivery(ies)", "run the same command again")
+    for message_id in scheduled:
+        print(f"{message_id}: scheduled")
     return EXIT_SOME_FAILED if refused else EXIT_OK
+
+
+def _confirm_replicated(ledger, what: str, fix: str) -> None:
+    """A change an operator is told about waits for a replica, as the ingress' 202s do."""
+    import redis
+
+    from .errors import InputError
+    from .service.replica_ack import ReplicaAcks
+
+    settings = _service().settings
+    try:
+        ReplicaAcks(settings.replica_acks, settings.replica_ack_timeout).confirm(ledger.redis, ledger.key("replica_probe"))
+    except redis.RedisError as exc:
+        raise InputError(f"{what} reached the primary Redis but no replica confirmed it ({exc}); a failover now could undo it: {fix}") from exc
 
 
 def _run_retag(args) -> int:
@@ -640,7 +658,7 @@ def _answering_redis(settings, consequence: str):
     local run cannot do without it."""
     import redis
 
-    connection = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
+    connection = _redis_client(settings, socket_connect_timeout=5)
     try:
         connection.ping()
     except redis.RedisError as exc:
@@ -703,7 +721,7 @@ def _queued_ledger_or_none():
     from .service.ledger import Ledger
 
     settings = _service(require_redis=False).settings
-    return Ledger(redis.Redis.from_url(settings.redis_url), settings.key_prefix, settings.idempotency_ttl) if settings.redis_url else None
+    return Ledger(_redis_client(settings), settings.key_prefix, settings.idempotency_ttl) if settings.redis_url else None
 
 
 def _queued_run_exists(ledger, run_id: str) -> bool:
@@ -731,13 +749,20 @@ def _service_settings(settings):
     return settings
 
 
+def _redis_client(settings, **options):
+    """Every command's Redis connection: the configured redis_url, through Sentinel when it says so."""
+    from .service.redis_connect import connect_configured
+
+    return connect_configured(settings, **options)
+
+
 def _ledger():
     import redis
 
     from .service.ledger import Ledger
 
     settings = _service().settings
-    return Ledger(redis.Redis.from_url(settings.redis_url), settings.key_prefix, settings.idempotency_ttl)
+    return Ledger(_redis_client(settings), settings.key_prefix, settings.idempotency_ttl)
 
 
 def _open_input(path) -> BinaryIO:

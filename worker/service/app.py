@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from celery import Celery
 
+from .redis_connect import broker_transport_options, broker_url
 from .settings import Settings, load_settings
 
 TAG_QUEUE = "autotag.tag"
@@ -23,7 +24,8 @@ def create_app(settings: Settings, *, redis_url: str | None = None, queue_prefix
         raise ValueError("no Redis URL: configure redis_url, or run `autotag up` to start an embedded Redis")
     # fixups=[]: Celery's Django fix-up would load whatever DJANGO_SETTINGS_MODULE names, and a
     # worker run beside a Django CMS (the same container, a shared shell) would die on import
-    app = Celery("autotag", broker=url, include=["worker.service.tasks", "worker.retag.tasks"], fixups=[])
+    # a sentinel:// URL goes to kombu's Sentinel transport in its spelling, with the master's name
+    app = Celery("autotag", broker=broker_url(url), include=["worker.service.tasks", "worker.retag.tasks"], fixups=[])
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -38,7 +40,7 @@ def create_app(settings: Settings, *, redis_url: str | None = None, queue_prefix
         # a task held by a worker that died is handed out again once the visibility timeout has
         # passed, looked for every 10 s (kombu's default looks every 100 s)
         broker_transport_options={"visibility_timeout": settings.visibility_timeout, "unacked_restore_interval": 10,
-                                  "unacked_restore_throttle": 1},
+                                  "unacked_restore_throttle": 1, **broker_transport_options(url, settings.redis_master_name)},
         broker_connection_retry_on_startup=True,
         # the ingress must answer 503 quickly when Redis is away, not hang in publish retries
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
@@ -59,6 +61,7 @@ def create_app(settings: Settings, *, redis_url: str | None = None, queue_prefix
         task_send_sent_event=False,
     )
     app.autotag_settings = settings
+    app.autotag_redis_url = url  # as configured (broker_url is kombu's spelling of it)
     app.autotag_queue_prefix = queue_prefix
     return app
 

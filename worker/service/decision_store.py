@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import redis
 
+from .replica_ack import ReplicaAcks
+
 from ..engine.decisions import Decisions
 from .feedback import EFFECT, RESULT_KIND, Feedback
 
@@ -76,10 +78,12 @@ class LoggedDecision:
 
 
 class DecisionStore:
-    def __init__(self, client: redis.Redis, prefix: str, retention: int):
+    def __init__(self, client: redis.Redis, prefix: str, retention: int, acks: ReplicaAcks | None = None):
+        """`acks`: a stored feedback is answered once a replica has it (see replica_ack.py)."""
         self.redis = client
         self.prefix = prefix
         self.retention = retention
+        self.acks = acks or ReplicaAcks(0, 1.0)
         self._record = client.register_script(_RECORD)
 
     def key(self, *parts) -> str:
@@ -90,7 +94,8 @@ class DecisionStore:
         article = feedback.article_id
         decisions = [[d.kind, d.tag, d.decision, d.editor or "", "" if d.score is None else repr(d.score)] for d in feedback.decisions]
         trim_before = int((time.time() - self.retention) * 1000)
-        stored = self._record(
+        stored = self.acks.run_script(
+            self.redis, self._record,
             keys=[self.key("feedback", client_id, feedback.id), self.key("decisions", client_id),
                   self.key("editor", client_id, article), self.key("scored", client_id, article),
                   self.key("feedback_decisions"), self.key("metrics")],

@@ -19,6 +19,7 @@ from pathlib import Path
 import redis
 
 from ..errors import ConfigError
+from .redis_connect import connect
 from .settings import Settings, default_config_path, load_settings
 
 RUNTIME_FILE = "up.json"
@@ -77,7 +78,7 @@ def withdraw(data_dir: Path, pid: int) -> None:
         path.unlink(missing_ok=True)
 
 
-def find_running(data_dir: Path) -> tuple[Published | None, str | None]:
+def find_running(data_dir: Path, master_name: str | None = None) -> tuple[Published | None, str | None]:
     """(the `up` running for this data directory, None) or (None, why a file there was not
     trusted). A file whose process is gone is removed."""
     path = runtime_path(data_dir)
@@ -90,7 +91,7 @@ def find_running(data_dir: Path) -> tuple[Published | None, str | None]:
         path.unlink(missing_ok=True)
         return None, f"a stale {path} from an `autotag up` (pid {found.pid}) that is no longer running was removed"
     try:
-        redis.Redis.from_url(found.redis_url, socket_connect_timeout=1, socket_timeout=1).ping()
+        connect(found.redis_url, master_name, socket_connect_timeout=1, socket_timeout=1).ping()
     except (redis.RedisError, OSError, ValueError):
         return None, f"{path} names pid {found.pid}, whose Redis at {found.redis_url} does not answer; ignored"
     return found, None
@@ -102,7 +103,7 @@ def locate(environ: dict | None = None, require_redis: bool = True) -> Service:
     environ = os.environ if environ is None else environ
     config = default_config_path(environ)
     settings = load_settings(environ=environ)
-    running, doubt = find_running(settings.data_dir)
+    running, doubt = find_running(settings.data_dir, settings.redis_master_name)
     if running and not environ.get("AUTOTAG_CONFIG") and Path(running.config) != config and Path(running.config).is_file():
         config = Path(running.config)  # `autotag up --config FILE`: the other commands follow it
         settings = load_settings(config, environ)

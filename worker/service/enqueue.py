@@ -29,6 +29,8 @@ from redis.backoff import ConstantBackoff
 
 from . import activity
 from .ledger import Ledger, inflight_field
+from .redis_connect import connect_async, is_sentinel, same_redis
+from .replica_ack import ReplicaAcks
 
 TASK_NAME = "autotag.tag_event"
 
@@ -53,27 +55,35 @@ class EventQueue:
     """`await queue_event(client_id, event, received_at)` -> 'queued' | 'duplicate'; raises a
     redis.RedisError (or OSError) when Redis cannot take it."""
 
-    def __init__(self, celery_app, ledger: Ledger, queue: str, idempotency_ttl: int):
+    def __init__(self, celery_app, ledger: Ledger, queue: str, idempotency_ttl: int, acks: ReplicaAcks | None = None):
         self.app = celery_app
         self.ledger = ledger
         self.queue = queue
         self.ttl = idempotency_ttl
-        self.url = celery_app.conf.broker_url
+        self.url = _redis_url(celery_app)
+        self.master_name = celery_app.autotag_settings.redis_master_name if hasattr(celery_app, "autotag_settings") else None
+        self.acks = acks or ReplicaAcks(0, 1.0)
         self._client: redis.asyncio.Redis | None = None
         self._script = None
         self._reply_to: str | None = None
         self._origin: str | None = None
 
     @classmethod
-    def for_app(cls, celery_app, ledger: Ledger, queue: str, idempotency_ttl: int) -> EventQueue | None:
-        """None unless the broker is the Redis holding the ledger (then keep send_task)."""
-        url = celery_app.conf.broker_url or ""
-        if not url.startswith(("redis://", "rediss://", "unix://")) or celery_app.conf.task_serializer != "json":
+    def for_app(cls, celery_app, ledger: Ledger, queue: str, idempotency_ttl: int, ledger_url: str | None = None,
+                acks: ReplicaAcks | None = None) -> EventQueue | None:
+        """None unless the broker is the Redis holding the ledger (then keep send_task).
+        `ledger_url`: the URL the ledger was made from (needed for a sentinel:// one)."""
+        url = _redis_url(celery_app)
+        if not url.startswith(("redis://", "rediss://", "unix://", "sentinel://")) or celery_app.conf.task_serializer != "json":
             return None
         conf = celery_app.conf
         if conf.task_compression or conf.task_protocol != 2 or conf.task_default_delivery_mode not in ("persistent", 2):
             return None
         if (conf.broker_transport_options or {}).get("global_keyprefix"):  # kombu would prefix the queue's key
+            return None
+        if ledger_url is not None:
+            return cls(celery_app, ledger, queue, idempotency_ttl, acks) if same_redis(url, ledger_url) else None
+        if is_sentinel(url):
             return None
         try:
             broker = redis.Redis.from_url(url).connection_pool.connection_kwargs
@@ -83,17 +93,17 @@ class EventQueue:
         where = ("host", "port", "path", "db", "username")
         if any(broker.get(key) != ledger_kwargs.get(key) for key in where):
             return None
-        return cls(celery_app, ledger, queue, idempotency_ttl)
+        return cls(celery_app, ledger, queue, idempotency_ttl, acks)
 
     def _connect(self) -> None:
         # made on first use, inside the server's event loop. A refused connection is retried
         # twice 0.2 s apart (as Celery's publish policy did), then the ingress answers 503; at
         # most 64 connections (the thread pool's 40 bounded them before), a request waiting
-        # over 5 s for one is a 503 too
-        pool = redis.asyncio.BlockingConnectionPool.from_url(
-            self.url, max_connections=64, timeout=5, socket_connect_timeout=2, socket_timeout=5,
-            retry=Retry(ConstantBackoff(0.2), 2, supported_errors=(redis.ConnectionError,)))
-        self._client = redis.asyncio.Redis(connection_pool=pool)
+        # over 5 s for one is a 503 too. Through Sentinel, each new connection asks for the
+        # current primary, so a failover costs the requests in flight a 503 and nothing more
+        self._client = connect_async(self.url, self.master_name, max_connections=64, socket_connect_timeout=2,
+                                     socket_timeout=5 + self.acks.timeout_ms / 1000,
+                                     retry=Retry(ConstantBackoff(0.2), 2, supported_errors=(redis.ConnectionError,)))
         self._script = self._client.register_script(_CLAIM_AND_QUEUE)
         self._reply_to = self.app.thread_oid
         self._origin = anon_nodename()  # what as_task_v2 would compute per message
@@ -116,11 +126,17 @@ class EventQueue:
         message = self.message(client_id, event, received_at)
         keys = [self.ledger.key("seen", client_id, event.id), self.queue, self.ledger.key("metrics"),
                 self.ledger.key("inflight"), self.ledger.key("inflight_at"), activity.slot_key(self.ledger.prefix, received_at)]
-        queued = await self._script(keys=keys, args=[self.ttl, message, inflight_field(client_id, event.id), received_at,
-                                                     activity.KEEP_SECONDS])
+        # answered once a replica has it (when the primary has replicas): see replica_ack.py
+        queued = await self.acks.run_script_async(self._client, self._script, keys, [self.ttl, message, inflight_field(client_id, event.id),
+                                                                                    received_at, activity.KEEP_SECONDS])
         return "queued" if queued else "duplicate"
 
     async def close(self) -> None:
         if self._client is not None:
             await self._client.aclose(close_connection_pool=True)
             self._client = None
+
+
+def _redis_url(celery_app) -> str:
+    """The Redis URL as configured (the broker URL is kombu's spelling of a sentinel:// one)."""
+    return getattr(celery_app, "autotag_redis_url", None) or celery_app.conf.broker_url or ""

@@ -38,6 +38,8 @@ from .events import parse_event, parse_preview
 from .feedback import MAX_FEEDBACK_BYTES, parse_feedback
 from .ledger import LATENCY_BUCKETS, Ledger
 from .liveness import alive
+from .redis_connect import is_sentinel
+from .replica_ack import ReplicaAcks
 from .settings import Client, Settings
 from .story_index import StoryIndex
 
@@ -53,8 +55,11 @@ def create_ingress(settings: Settings, celery_app, ledger: Ledger, *, demo_inbox
     queue = celery_app.autotag_queue_prefix + TAG_QUEUE
     bundle = settings.model_dir or default_bundle_path()
     # one atomic Redis script from the event loop (see enqueue.py); send_task in a thread otherwise
-    fast_queue = EventQueue.for_app(celery_app, ledger, queue, settings.idempotency_ttl)
-    decisions = DecisionStore(ledger.redis, settings.key_prefix, settings.feedback_retention)
+    # events and feedback are answered 202 once a replica has them, when the primary has replicas
+    acks = ReplicaAcks(settings.replica_acks, settings.replica_ack_timeout)
+    fast_queue = EventQueue.for_app(celery_app, ledger, queue, settings.idempotency_ttl,
+                                    ledger_url=settings.redis_url if is_sentinel(settings.redis_url) else None, acks=acks)
+    decisions = DecisionStore(ledger.redis, settings.key_prefix, settings.feedback_retention, acks=acks)
     stories = StoryIndex(ledger.redis, settings.key_prefix, settings.story_window_days)
     model = _Model(load_tagger or (lambda: Tagger.load(settings.model_dir)))
     previews = {"running": 0}

@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError
+from .redis_connect import is_sentinel, parse_sentinel_url, redact
 
 # Delivery retry schedule: seconds after the first failure, then the gap between tries.
 # Roughly exponential to 12 hours; about 36 hours in all before a delivery is dead.
@@ -73,6 +74,12 @@ class Settings:
     # previews (`POST /v1/tag`) tagged at once per ingress process; more get a 429, never a queue
     preview_concurrency: int = 4
     story_window_days: int = 3  # versions of one story are looked for among articles this recent
+    # a sentinel:// redis_url: the name the Sentinels monitor the primary by
+    redis_master_name: str | None = None
+    # an acknowledged write must reach this many replicas (as many as are attached, at most)
+    # within replica_ack_timeout seconds, else the ingress answers 503; 0: answer at once
+    replica_acks: int = 1
+    replica_ack_timeout: float = 1.0
 
     @property
     def feedback_retention(self) -> int:
@@ -122,6 +129,7 @@ def load_settings(path: str | Path | None = None, environ: dict | None = None) -
         "port": environ.get("AUTOTAG_PORT"),
         "max_body_bytes": environ.get("AUTOTAG_MAX_BODY_BYTES"),
         "key_prefix": environ.get("AUTOTAG_KEY_PREFIX"),
+        "redis_master_name": environ.get("AUTOTAG_REDIS_MASTER_NAME"),
     }
     raw.update({key: value for key, value in overrides.items() if value not in (None, "")})
     return _build(raw, source=str(path or "environment"), environ=environ)
@@ -141,15 +149,17 @@ def unreadable_config(path, exc: OSError) -> str:
 def _build(raw: dict, source: str, environ=None) -> Settings:
     known = {"redis_url", "data_dir", "model_dir", "clients", "host", "port", "max_body_bytes", "retry_delays",
              "retry_jitter", "callback_timeout", "visibility_timeout", "task_time_limit", "signature_tolerance",
-             "idempotency_ttl", "key_prefix", "dispatch_lease", "feedback_retention_days", "preview_concurrency", "story_window_days"}
+             "idempotency_ttl", "key_prefix", "dispatch_lease", "feedback_retention_days", "preview_concurrency", "story_window_days",
+             "redis_master_name", "replica_acks", "replica_ack_timeout"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}")
     redis_url = raw.get("redis_url") or None
     if redis_url is not None and not isinstance(redis_url, str):
         raise ConfigError(f"{source}: redis_url must be a string")
-    if redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
-        raise ConfigError(f"{source}: redis_url must be a redis://, rediss:// or unix:// URL, not {redis_url!r}")
+    if redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix", "sentinel"):
+        raise ConfigError(f"{source}: redis_url must be a redis://, rediss://, unix:// or sentinel:// URL, not {redact(redis_url)!r}")
+    _check_sentinel(raw, redis_url, source)
     environ = os.environ if environ is None else environ
     clients = tuple(_client(_secrets_from_environment(entry, i, source, environ), i, source) for i, entry in enumerate(raw.get("clients", [])))
     if len({c.id for c in clients}) != len(clients):
@@ -174,6 +184,9 @@ def _build(raw: dict, source: str, environ=None) -> Settings:
         feedback_retention_days=_int(raw, "feedback_retention_days", 180, source),
         preview_concurrency=_int(raw, "preview_concurrency", 4, source),
         story_window_days=_int(raw, "story_window_days", 3, source),
+        redis_master_name=raw.get("redis_master_name") or None,
+        replica_acks=_int(raw, "replica_acks", 1, source),
+        replica_ack_timeout=_float(raw, "replica_ack_timeout", 1.0, source),
     )
     if settings.task_time_limit >= settings.visibility_timeout:
         raise ConfigError(f"{source}: task_time_limit ({settings.task_time_limit}s) must be below visibility_timeout ({settings.visibility_timeout}s), or a slow task would run twice")
@@ -183,6 +196,10 @@ def _build(raw: dict, source: str, environ=None) -> Settings:
         raise ConfigError(f"{source}: story_window_days must be at least 1")
     if settings.preview_concurrency < 1:
         raise ConfigError(f"{source}: preview_concurrency must be at least 1")
+    if settings.replica_acks < 0:
+        raise ConfigError(f"{source}: replica_acks must be 0 (answer without waiting for a replica) or more")
+    if not 0 < settings.replica_ack_timeout <= 4:
+        raise ConfigError(f"{source}: replica_ack_timeout must be above 0 and at most 4 seconds (a CMS waits for the answer)")
     if not settings.retry_delays or min(settings.retry_delays) <= 0:
         raise ConfigError(f"{source}: retry_delays must be a non-empty list of positive seconds")
     return settings
@@ -282,6 +299,33 @@ def _networks(value: object, where: str) -> tuple:
         except ValueError as exc:
             raise ConfigError(f"{where}: callback_allow_networks: {item!r} is not a network ({exc})") from exc
     return tuple(networks)
+
+
+def _check_sentinel(raw: dict, redis_url: str | None, source: str) -> None:
+    """A sentinel:// URL must parse and come with the master's name; a name without one is a slip."""
+    name = raw.get("redis_master_name")
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise ConfigError(f"{source}: redis_master_name must be the name the Sentinels monitor, e.g. \"mymaster\"")
+    if not is_sentinel(redis_url):
+        if name:
+            raise ConfigError(f"{source}: redis_master_name is set but redis_url is not a sentinel:// URL "
+                              "(sentinel://host:26379;host:26380;host:26381/0)")
+        return
+    try:
+        parse_sentinel_url(redis_url)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: redis_url {redact(redis_url)!r} is not a Sentinel URL: {exc}") from None
+    if not name:
+        raise ConfigError(f"{source}: redis_url is a sentinel:// URL: set redis_master_name (or AUTOTAG_REDIS_MASTER_NAME) "
+                          "to the name the Sentinels monitor, e.g. \"mymaster\"")
+
+
+def _float(raw: dict, key: str, default: float, source: str) -> float:
+    value = raw.get(key, default)
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: {key} must be a number, not {value!r}") from exc
 
 
 def _int(raw: dict, key: str, default: int, source: str) -> int:

@@ -20,6 +20,7 @@ import redis
 
 from . import activity
 from .app import DELIVER_QUEUE, RETAG_QUEUE, TAG_QUEUE
+from .redis_connect import connect_configured, is_sentinel, redact
 
 QUEUES = (TAG_QUEUE, RETAG_QUEUE, DELIVER_QUEUE)
 
@@ -39,7 +40,7 @@ def collect(service, timeout: float = 1.0, now: float | None = None, retag_runs=
         report["ingress"] = _ingress(running.ingress_url, timeout)
         if not report["ingress"]["ready"]:
             report["problems"].append(f"the ingress at {running.ingress_url} is not ready: {report['ingress']['detail']}")
-    connection = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=timeout, socket_timeout=max(timeout, 2.0))
+    connection = connect_configured(settings, socket_connect_timeout=timeout, socket_timeout=max(timeout, 2.0))
     try:
         memory = connection.info("memory")
     except (redis.RedisError, OSError) as exc:
@@ -112,8 +113,8 @@ def _retag_runs(runs: list[dict]) -> list[dict]:
 
 
 def _redact(url: str | None) -> str | None:
-    if not url:
-        return url
+    if not url or is_sentinel(url):
+        return redact(url)
     parts = urlsplit(url)
     if parts.password:
         netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")

@@ -18,6 +18,8 @@ from celery import shared_task, signals
 from .app import TAG_QUEUE
 from .ledger import Ledger
 from .liveness import HEARTBEAT_INTERVAL, beat, leave
+from .redis_connect import connect
+from .replica_ack import NotReplicated
 from .pipeline import Runtime, attempt_deliveries, dispatch_due, process_event, requeue_stalled_events
 from ..engine.tagging import Tagger
 
@@ -25,7 +27,9 @@ log = logging.getLogger("autotag.tasks")
 DISPATCH_INTERVAL = 0.2  # seconds between looks at the schedule (also the grain of callback pacing)
 SWEEP_INTERVAL = 10.0  # seconds between looks for events lost on their way to a worker
 STALLED_MARGIN = 30.0  # ...that are this far past the visibility timeout
-TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+# ReadOnlyError: a demoted primary answering a write during a failover; NotReplicated: a write
+# that a replica did not confirm in time. Both succeed once the new primary is found.
+TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.ReadOnlyError, NotReplicated)
 _runtime: Runtime | None = None
 _stop_dispatcher = threading.Event()
 _worker_name: str | None = None  # this worker's node name (celery@host), stamped for /metrics
@@ -35,7 +39,8 @@ def runtime_for(app) -> Runtime:
     global _runtime
     if _runtime is None:
         settings = app.autotag_settings
-        client = redis.Redis.from_url(app.conf.broker_url, health_check_interval=30, socket_timeout=10, socket_connect_timeout=5)
+        client = connect(app.autotag_redis_url, settings.redis_master_name, health_check_interval=30, socket_timeout=10,
+                         socket_connect_timeout=5)
         _runtime = Runtime(settings=settings, ledger=Ledger(client, settings.key_prefix, settings.idempotency_ttl), load_tagger=lambda: Tagger.load(settings.model_dir))
     return _runtime
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import redis
 
 from ..errors import ConfigError
+from .redis_connect import connect
 
 DEMO_WAIT = 120  # seconds the demo waits for its callbacks
 
@@ -180,7 +181,7 @@ def run_up(config_path: Path | None, host: str, port: int, demo_articles: Path |
         stopper.worker = worker
         inbox: list = []
         app = create_app(settings, redis_url=redis_url)
-        ledger = Ledger(redis.Redis.from_url(redis_url), settings.key_prefix, settings.idempotency_ttl)
+        ledger = Ledger(connect(redis_url, settings.redis_master_name), settings.key_prefix, settings.idempotency_ttl)
         demo = any(c.callback_url.endswith("/demo/cms") for c in settings.clients)
         api = create_ingress(settings, app, ledger, demo_inbox=inbox if demo else None)
         server = uvicorn.Server(uvicorn.Config(api, host=host, port=port, log_level="warning"))
