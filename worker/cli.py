@@ -337,7 +337,6 @@ def _run_status(args) -> int:
 
 
 def _run_serve(args) -> int:
-    import redis
     import uvicorn
 
     from .service.app import create_app
@@ -423,8 +422,6 @@ def _run_check(args) -> int:
 
 def _run_feedback_report(args) -> int:
     from datetime import datetime, timezone
-
-    import redis
 
     from .service.decision_store import DecisionStore
     from .service.feedback_report import build_report, format_report
@@ -716,8 +713,6 @@ def _service(require_redis: bool = True):
 
 
 def _queued_ledger_or_none():
-    import redis
-
     from .service.ledger import Ledger
 
     settings = _service(require_redis=False).settings
@@ -757,8 +752,6 @@ def _redis_client(settings, **options):
 
 
 def _ledger():
-    import redis
-
     from .service.ledger import Ledger
 
     settings = _service().settings
