@@ -96,7 +96,9 @@ def test_an_editors_decision_on_one_version_wins_there_and_does_not_spread(stack
     (b,) = stack.cms.wait_for("ed-b")
     assert "KR" in regions(b["payload"]) and "sanctions" in topics(b["payload"])
     update = stack.cms.wait_for("ed-a", count=2)[-1]["payload"]
-    assert update["reason"] == "story" and "RU" in regions(update)  # the story's new country reaches it...
+    # the story's countries reach it (which ones is the model's call; the retrained model reads
+    # Russia in the sanctions paragraph as passing, so no longer a new country by name)...
+    assert update["reason"] == "story" and regions(update) == regions(b["payload"]) - {"KR"}
     assert "KR" not in regions(update) and "sanctions" not in topics(update) | topics(update, "suggested")  # ...its editor's choices stay
 
 
