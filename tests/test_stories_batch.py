@@ -108,6 +108,10 @@ def test_stories_in_a_batch_are_those_every_pair_scored_gives(shipped_tagger, co
     _, signatures = shipped_tagger.tag_signed(articles)
     ids = [a.id for a in articles]
     groups = group(ids, signatures)
+    for article, signature in list(zip(articles, signatures))[:40]:  # one at a time, as a live worker signs
+        (alone,) = shipped_tagger.tag_signed([article])[1]
+        assert [list(alone.terms.items()), list(alone.names.items()), list(alone.countries.items())] == \
+            [list(signature.terms.items()), list(signature.names.items()), list(signature.countries.items())]
     assert groups.ids == _plain_group(ids, signatures)
     assert max(groups.sizes) >= 2 and sum(size >= 2 for size in groups.sizes) >= 10  # the corpus holds versions
     assert sorted(i for versions in groups.members.values() for i in versions) == list(range(len(articles)))

@@ -25,7 +25,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from operator import itemgetter
+from operator import itemgetter, mul
 from datetime import date, datetime
 from itertools import chain
 from typing import Iterable
@@ -113,37 +113,56 @@ class SignatureMaker:
     def sign_many(self, articles: list[CleanArticle], published: list[str | None], rows, countries: list[dict]) -> list[Signature]:
         """`rows`: the articles' TF-IDF rows from the topic model (a CSR matrix); `countries`:
         per article, country code -> mentions (what the gazetteer found)."""
-        names = _normalised_many([self._names(article.text) for article in articles], NAMES_KEPT)
-        places = _normalised_many(countries, COUNTRIES_KEPT)
-        return [Signature(terms, names[index], published[index], places[index])
-                for index, terms in enumerate(self._terms(rows, len(articles)))]
+        parts = [self._strongest_terms(rows, len(articles)),
+                 _strongest([self._names(article.text) for article in articles], NAMES_KEPT),
+                 _strongest(countries, COUNTRIES_KEPT)]
+        values = _rounded(np.concatenate([shares for _, shares, _ in parts]))  # one rounding for all
+        dicts, at = [], 0
+        for words, _, lengths in parts:
+            part, end = [], 0
+            for length in lengths:
+                part.append(dict(zip(words[end : end + length], values[at + end : at + end + length])))
+                end += length
+            dicts.append(part)
+            at += end
+        terms, names, places = dicts
+        return [Signature(terms[index], names[index], published[index], places[index]) for index in range(len(articles))]
 
-    def _terms(self, rows, count: int) -> list[dict[str, float]]:
-        """Per row, its TERMS_KEPT strongest rare terms, normalised (what `_normalised` gives)."""
-        lengths = np.diff(rows.indptr[: count + 1])
-        keep = self.keep_feature[rows.indices[: rows.indptr[count]]]
-        row_of = np.repeat(np.arange(count), lengths)[keep]
-        features, weights = rows.indices[: rows.indptr[count]][keep], rows.data[: rows.indptr[count]][keep]
+    def _strongest_terms(self, rows, count: int) -> tuple[list[str], np.ndarray, list[int]]:
+        """Per row, its TERMS_KEPT strongest rare terms in `_normalised`'s order, with their
+        weights divided by the norm (not yet rounded): flat, and how many per row."""
+        end = rows.indptr[count]
+        keep = self.keep_feature[rows.indices[:end]]
+        features, weights = rows.indices[:end][keep], rows.data[:end][keep]
+        if count == 1:  # one article (a live worker's): no rows to tell apart
+            if len(features) > TERMS_KEPT:
+                strongest = np.argpartition(-weights, TERMS_KEPT)[:TERMS_KEPT]
+                features, weights = features[strongest], weights[strongest]
+            order = np.lexsort((self.feature_rank[features], -weights))
+            features, weights = features[order], weights[order].astype(np.float64)
+            listed = weights.tolist()
+            norm = math.sqrt(sum(map(mul, listed, listed))) or 1.0  # as `_normalised` sums: in order
+            return self.feature_names[features].tolist(), weights / norm, [len(features)]
+        row_of = np.repeat(np.arange(count), np.diff(rows.indptr[: count + 1]))[keep]
         starts = np.concatenate([[0], np.cumsum(np.bincount(row_of, minlength=count))])
         too_many = np.flatnonzero(np.diff(starts) > TERMS_KEPT)
         if len(too_many):  # the strongest, chosen as np.argpartition chooses among equal weights
             chosen = np.ones(len(features), dtype=bool)
             for row in too_many.tolist():
-                start, end = starts[row], starts[row + 1]
-                chosen[start:end] = False
-                chosen[start + np.argpartition(-weights[start:end], TERMS_KEPT)[:TERMS_KEPT]] = True
+                start, stop = starts[row], starts[row + 1]
+                chosen[start:stop] = False
+                chosen[start + np.argpartition(-weights[start:stop], TERMS_KEPT)[:TERMS_KEPT]] = True
             row_of, features, weights = row_of[chosen], features[chosen], weights[chosen]
         order = np.lexsort((self.feature_rank[features], -weights, row_of))  # per row: strongest first, then by term
         row_of, features, weights = row_of[order], features[order], weights[order].astype(np.float64)
-        starts = np.concatenate([[0], np.cumsum(np.bincount(row_of, minlength=count))])
-        # the norm summed in that order, one addition after another (as `sum` does): padded rows, cumsum
+        lengths = np.bincount(row_of, minlength=count)
+        starts = np.concatenate([[0], np.cumsum(lengths)])
+        # each norm summed in that order, one addition after another (as `sum` does): padded rows, cumsum
         squares = np.zeros((count, TERMS_KEPT))
         squares[row_of, np.arange(len(row_of)) - starts[row_of]] = weights * weights
         norms = np.sqrt(np.cumsum(squares, axis=1)[:, -1])
         norms[norms == 0] = 1.0
-        words, values = self.feature_names[features].tolist(), _rounded(weights / norms[row_of])
-        bounds = starts.tolist()
-        return [dict(zip(words[bounds[i] : bounds[i + 1]], values[bounds[i] : bounds[i + 1]])) for i in range(count)]
+        return self.feature_names[features].tolist(), weights / norms[row_of], lengths.tolist()
 
     def _names(self, text: str) -> dict[str, float]:
         """Capitalised words the article never writes in lower case (so not a sentence's first
@@ -152,12 +171,12 @@ class SignatureMaker:
         if len(known) > _NAME_CACHE_SIZE:
             known.clear()
         counts: dict[tuple, int] = {}  # (word, lower case, idf) -> mentions, possessives folded in, in order of appearance
-        for word, count in Counter(_CAPITAL_WORD.findall(text)).items():
+        for word in _CAPITAL_WORD.findall(text):
             name = known.get(word, _UNSEEN)
             if name is _UNSEEN:
                 name = known[word] = self._name_weight(word)
             if name is not None:
-                counts[name] = counts.get(name, 0) + count
+                counts[name] = counts.get(name, 0) + 1
         weights = {}
         for (_, word, idf), count in counts.items():
             if not _written_in_lower_case(text, word):
@@ -200,21 +219,18 @@ def _normalised(weights: dict[str, float], kept: int) -> dict[str, float]:
     return {word: round(w / norm, 4) for word, w in strongest}
 
 
-def _normalised_many(many: list[dict[str, float]], kept: int) -> list[dict[str, float]]:
-    """`_normalised` of each, the divisions and roundings of all in one go."""
-    chosen, weights, norms = [], [], []
+def _strongest(many: list[dict[str, float]], kept: int) -> tuple[list[str], np.ndarray, list[int]]:
+    """`_normalised` of each, before rounding: the words, their weights divided by the norm (flat)
+    and how many per dict."""
+    words, weights, norms, lengths = [], [], [], []
     for one in many:
         # by word, then (stably) by weight, strongest first: the order of key (-weight, word)
         strongest = sorted(sorted(one.items()), key=_WEIGHT, reverse=True)[:kept]
-        chosen.append([word for word, _ in strongest])
+        words.extend(word for word, _ in strongest)
         weights.extend(w for _, w in strongest)
         norms.extend([math.sqrt(sum(w * w for _, w in strongest)) or 1.0] * len(strongest))
-    values = _rounded(np.asarray(weights, dtype=np.float64) / np.asarray(norms, dtype=np.float64))
-    results, at = [], 0
-    for words in chosen:
-        results.append(dict(zip(words, values[at : at + len(words)])))
-        at += len(words)
-    return results
+        lengths.append(len(strongest))
+    return words, np.asarray(weights, dtype=np.float64) / np.asarray(norms, dtype=np.float64), lengths
 
 
 def _rounded(values: np.ndarray) -> list[float]:
