@@ -145,13 +145,13 @@ class SignatureMaker:
             return self.feature_names[features].tolist(), weights / norm, [len(features)]
         row_of = np.repeat(np.arange(count), np.diff(rows.indptr[: count + 1]))[keep]
         starts = np.concatenate([[0], np.cumsum(np.bincount(row_of, minlength=count))])
-        too_many = np.flatnonzero(np.diff(starts) > TERMS_KEPT)
-        if len(too_many):  # the strongest, chosen as np.argpartition chooses among equal weights
-            chosen = np.ones(len(features), dtype=bool)
-            for row in too_many.tolist():
-                start, stop = starts[row], starts[row + 1]
-                chosen[start:stop] = False
-                chosen[start + np.argpartition(-weights[start:stop], TERMS_KEPT)[:TERMS_KEPT]] = True
+        too_many = np.diff(starts) > TERMS_KEPT
+        if too_many.any():  # the strongest, chosen as np.argpartition chooses among equal weights (most rows have some)
+            negated, bounds = -weights, starts.tolist()
+            strongest = [np.argpartition(negated[bounds[row] : bounds[row + 1]], TERMS_KEPT)[:TERMS_KEPT]
+                         for row in np.flatnonzero(too_many).tolist()]
+            chosen = ~too_many[row_of]
+            chosen[np.concatenate(strongest) + np.repeat(starts[:-1][too_many], TERMS_KEPT)] = True
             row_of, features, weights = row_of[chosen], features[chosen], weights[chosen]
         order = np.lexsort((self.feature_rank[features], -weights, row_of))  # per row: strongest first, then by term
         row_of, features, weights = row_of[order], features[order], weights[order].astype(np.float64)
@@ -179,7 +179,7 @@ class SignatureMaker:
                 counts[name] = counts.get(name, 0) + 1
         weights = {}
         for (_, word, idf), count in counts.items():
-            if not _written_in_lower_case(text, word):
+            if word not in text or not _written_in_lower_case(text, word):  # mostly not there at all
                 weights[word] = (1.0 + math.log(count)) * idf
         return weights
 
