@@ -50,7 +50,7 @@ _PUNCTUATION = ".,;:!?\"'()[]\u201c\u201d\u2018\u2019"
 # which is what \b said) so that the regular expression engine can skip to capitals
 _CAPITAL_WORD = re.compile(r"[A-ZÀ-ÖØ-ÞĀ-ž](?<!\w\w)[\w'\u2019\-]*\w")
 _POSSESSIVE_ENDINGS = ("'s", "\u2019s")
-_NAME_CACHE_SIZE = 200_000  # capitalised words whose (lower case, idf) is remembered
+_NAME_CACHE_SIZE = 50_000  # capitalised words whose (lower case, idf) is remembered: a few MB, forgotten at once when full
 _WEIGHT = itemgetter(1)
 _UNSEEN = object()
 _URL_DATE = re.compile(r"(?<!\d)(20\d\d)[/-](0?[1-9]|1[0-2])[/-](0?[1-9]|[12]\d|3[01])(?!\d)")
