@@ -25,9 +25,9 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from operator import itemgetter, mul
 from datetime import date, datetime
 from itertools import chain
+from operator import itemgetter, mul
 from typing import Iterable
 
 import numpy as np
@@ -214,6 +214,8 @@ def _written_in_lower_case(text: str, word: str) -> bool:
 
 
 def _normalised(weights: dict[str, float], kept: int) -> dict[str, float]:
+    """The `kept` strongest (ties by word), as a unit vector rounded to 4 places: the definition
+    `_strongest`, `_strongest_terms` and `_rounded` give in bulk (tests hold them equal)."""
     strongest = sorted(weights.items(), key=lambda item: (-item[1], item[0]))[:kept]
     norm = math.sqrt(sum(w * w for _, w in strongest)) or 1.0
     return {word: round(w / norm, 4) for word, w in strongest}
