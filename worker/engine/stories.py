@@ -26,6 +26,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from itertools import chain
+from operator import itemgetter, mul
 from typing import Iterable
 
 import numpy as np
@@ -44,8 +46,13 @@ _TERM_FLOOR, _NAME_FLOOR = 2.0, 2.5  # idf below these (common words, frequent n
 # (month names stay: two versions of one event name the same month, two stories a year apart rarely do)
 _COMMON = frozenset(ENGLISH_STOP_WORDS) | {"said", "says", "told", "according", "also", "year", "years", "week"}
 _PUNCTUATION = ".,;:!?\"'()[]\u201c\u201d\u2018\u2019"
-_CAPITAL_WORD = re.compile(r"\b[A-ZÀ-ÖØ-ÞĀ-ž][\w'\u2019\-]*\w")  # Vučić and Türkiye are names too
-_POSSESSIVE = re.compile(r"['\u2019]s$")
+# Vučić and Türkiye are names too; the capital comes first (then "no word character before it",
+# which is what \b said) so that the regular expression engine can skip to capitals
+_CAPITAL_WORD = re.compile(r"[A-ZÀ-ÖØ-ÞĀ-ž](?<!\w\w)[\w'\u2019\-]*\w")
+_POSSESSIVE_ENDINGS = ("'s", "\u2019s")
+_NAME_CACHE_SIZE = 50_000  # capitalised words whose (lower case, idf) is remembered: a few MB, forgotten at once when full
+_WEIGHT = itemgetter(1)
+_UNSEEN = object()
 _URL_DATE = re.compile(r"(?<!\d)(20\d\d)[/-](0?[1-9]|1[0-2])[/-](0?[1-9]|[12]\d|3[01])(?!\d)")
 
 
@@ -77,14 +84,20 @@ class StoryGroups:
 
 class SignatureMaker:
     """Signatures from cleaned articles: the terms come from the topic model's own TF-IDF rows
-    (no second tokenisation), the names from two regular-expression passes, weighted by the
-    model's idf (a word it never saw counts as rare: names mostly)."""
+    (no second tokenisation), the names from one regular-expression pass, weighted by the
+    model's idf (a word it never saw counts as rare: names mostly). A batch is signed with a
+    handful of numpy calls; what is left per article is its names."""
 
     def __init__(self, idf: dict[str, float], max_idf: float, feature_names, feature_idf, country_words: frozenset = frozenset()):
         self.idf, self.max_idf = idf, max_idf
         self.country_words = country_words  # country names, demonyms, capitals: the country check's business
         self.feature_names = feature_names
         self.keep_feature = (feature_idf >= _TERM_FLOOR) & ~np.isin(feature_names, list(_COMMON))
+        # ties of weight are broken by the term (as `_normalised` does): by its rank in sorted order
+        names = feature_names.tolist()
+        ordered = all(a < b for a, b in zip(names, names[1:]))  # the vectoriser sorts its features
+        self.feature_rank = np.arange(len(names)) if ordered else np.argsort(np.argsort(np.asarray(names, dtype=str)))
+        self._name_weights: dict[str, tuple | None] = {}  # a capitalised word -> what `_name_weight` says
 
     @classmethod
     def from_topic_model(cls, topic_model, alias_table=()) -> "SignatureMaker":
@@ -100,40 +113,136 @@ class SignatureMaker:
     def sign_many(self, articles: list[CleanArticle], published: list[str | None], rows, countries: list[dict]) -> list[Signature]:
         """`rows`: the articles' TF-IDF rows from the topic model (a CSR matrix); `countries`:
         per article, country code -> mentions (what the gazetteer found)."""
-        signatures = []
-        for index, article in enumerate(articles):
-            start, end = rows.indptr[index], rows.indptr[index + 1]
-            features, weights = rows.indices[start:end], rows.data[start:end]
-            keep = self.keep_feature[features]
-            features, weights = features[keep], weights[keep]
+        parts = [self._strongest_terms(rows, len(articles)),
+                 _strongest([self._names(article.text) for article in articles], NAMES_KEPT),
+                 _strongest(countries, COUNTRIES_KEPT)]
+        values = _rounded(np.concatenate([shares for _, shares, _ in parts]))  # one rounding for all
+        dicts, at = [], 0
+        for words, _, lengths in parts:
+            part, end = [], 0
+            for length in lengths:
+                part.append(dict(zip(words[end : end + length], values[at + end : at + end + length])))
+                end += length
+            dicts.append(part)
+            at += end
+        terms, names, places = dicts
+        return [Signature(terms[index], names[index], published[index], places[index]) for index in range(len(articles))]
+
+    def _strongest_terms(self, rows, count: int) -> tuple[list[str], np.ndarray, list[int]]:
+        """Per row, its TERMS_KEPT strongest rare terms in `_normalised`'s order, with their
+        weights divided by the norm (not yet rounded): flat, and how many per row."""
+        end = rows.indptr[count]
+        keep = self.keep_feature[rows.indices[:end]]
+        features, weights = rows.indices[:end][keep], rows.data[:end][keep]
+        if count == 1:  # one article (a live worker's): no rows to tell apart
             if len(features) > TERMS_KEPT:
                 strongest = np.argpartition(-weights, TERMS_KEPT)[:TERMS_KEPT]
                 features, weights = features[strongest], weights[strongest]
-            terms = _normalised(dict(zip(self.feature_names[features].tolist(), weights.tolist())), TERMS_KEPT)
-            signatures.append(Signature(terms, _normalised(self._names(article.text), NAMES_KEPT), published[index],
-                                        _normalised(countries[index], COUNTRIES_KEPT)))
-        return signatures
+            order = np.lexsort((self.feature_rank[features], -weights))
+            features, weights = features[order], weights[order].astype(np.float64)
+            listed = weights.tolist()
+            norm = math.sqrt(sum(map(mul, listed, listed))) or 1.0  # as `_normalised` sums: in order
+            return self.feature_names[features].tolist(), weights / norm, [len(features)]
+        row_of = np.repeat(np.arange(count), np.diff(rows.indptr[: count + 1]))[keep]
+        starts = np.concatenate([[0], np.cumsum(np.bincount(row_of, minlength=count))])
+        too_many = np.diff(starts) > TERMS_KEPT
+        if too_many.any():  # the strongest, chosen as np.argpartition chooses among equal weights (most rows have some)
+            negated, bounds = -weights, starts.tolist()
+            strongest = [np.argpartition(negated[bounds[row] : bounds[row + 1]], TERMS_KEPT)[:TERMS_KEPT]
+                         for row in np.flatnonzero(too_many).tolist()]
+            chosen = ~too_many[row_of]
+            chosen[np.concatenate(strongest) + np.repeat(starts[:-1][too_many], TERMS_KEPT)] = True
+            row_of, features, weights = row_of[chosen], features[chosen], weights[chosen]
+        order = np.lexsort((self.feature_rank[features], -weights, row_of))  # per row: strongest first, then by term
+        row_of, features, weights = row_of[order], features[order], weights[order].astype(np.float64)
+        lengths = np.bincount(row_of, minlength=count)
+        starts = np.concatenate([[0], np.cumsum(lengths)])
+        # each norm summed in that order, one addition after another (as `sum` does): padded rows, cumsum
+        squares = np.zeros((count, TERMS_KEPT))
+        squares[row_of, np.arange(len(row_of)) - starts[row_of]] = weights * weights
+        norms = np.sqrt(np.cumsum(squares, axis=1)[:, -1])
+        norms[norms == 0] = 1.0
+        return self.feature_names[features].tolist(), weights / norms[row_of], lengths.tolist()
 
     def _names(self, text: str) -> dict[str, float]:
         """Capitalised words the article never writes in lower case (so not a sentence's first
         word), rare in the corpus, weighted by sublinear tf x idf."""
-        lower = {token.strip(_PUNCTUATION) for token in text.split() if token[0].islower()}
-        counts = Counter(_POSSESSIVE.sub("", word) for word in _CAPITAL_WORD.findall(text))
+        known = self._name_weights
+        if len(known) > _NAME_CACHE_SIZE:
+            known.clear()
+        counts: dict[tuple, int] = {}  # (word, lower case, idf) -> mentions, possessives folded in, in order of appearance
+        for word in _CAPITAL_WORD.findall(text):
+            name = known.get(word, _UNSEEN)
+            if name is _UNSEEN:
+                name = known[word] = self._name_weight(word)
+            if name is not None:
+                counts[name] = counts.get(name, 0) + 1
         weights = {}
-        for word, count in counts.items():
-            word = word.lower()
-            if word in _COMMON or word in lower or word in self.country_words:
-                continue
-            idf = self.idf.get(word.replace("'", ""), self.max_idf)
-            if idf >= _NAME_FLOOR:
+        for (_, word, idf), count in counts.items():
+            if word not in text or not _written_in_lower_case(text, word):  # mostly not there at all
                 weights[word] = (1.0 + math.log(count)) * idf
         return weights
 
+    def _name_weight(self, word: str) -> tuple[str, str, float] | None:
+        """(the word without a possessive, in lower case, its idf) for a word that may be a name,
+        else None (a common word, a country's, or not rare enough): what does not depend on the
+        article."""
+        if word.endswith(_POSSESSIVE_ENDINGS):
+            word = word[:-2]
+        lower = word.lower()
+        if lower in _COMMON or lower in self.country_words:
+            return None
+        idf = self.idf.get(lower.replace("'", ""), self.max_idf)
+        return (word, lower, idf) if idf >= _NAME_FLOOR else None
+
+
+def _written_in_lower_case(text: str, word: str) -> bool:
+    """Whether a white-space separated token of `text` that starts in lower case is `word` once
+    its trailing punctuation is stripped (the set of such tokens, without building it)."""
+    if word not in text or not word[0].islower() or word[-1] in _PUNCTUATION:
+        return False
+    end_of_text, start = len(text), text.find(word)
+    while start >= 0:
+        if start == 0 or text[start - 1].isspace():
+            end = start + len(word)
+            while end < end_of_text and text[end] in _PUNCTUATION:
+                end += 1
+            if end == end_of_text or text[end].isspace():
+                return True
+        start = text.find(word, start + 1)
+    return False
+
 
 def _normalised(weights: dict[str, float], kept: int) -> dict[str, float]:
+    """The `kept` strongest (ties by word), as a unit vector rounded to 4 places: the definition
+    `_strongest`, `_strongest_terms` and `_rounded` give in bulk (tests hold them equal)."""
     strongest = sorted(weights.items(), key=lambda item: (-item[1], item[0]))[:kept]
     norm = math.sqrt(sum(w * w for _, w in strongest)) or 1.0
     return {word: round(w / norm, 4) for word, w in strongest}
+
+
+def _strongest(many: list[dict[str, float]], kept: int) -> tuple[list[str], np.ndarray, list[int]]:
+    """`_normalised` of each, before rounding: the words, their weights divided by the norm (flat)
+    and how many per dict."""
+    words, weights, norms, lengths = [], [], [], []
+    for one in many:
+        # by word, then (stably) by weight, strongest first: the order of key (-weight, word)
+        strongest = sorted(sorted(one.items()), key=_WEIGHT, reverse=True)[:kept]
+        words.extend(word for word, _ in strongest)
+        weights.extend(w for _, w in strongest)
+        norms.extend([math.sqrt(sum(w * w for _, w in strongest)) or 1.0] * len(strongest))
+        lengths.append(len(strongest))
+    return words, np.asarray(weights, dtype=np.float64) / np.asarray(norms, dtype=np.float64), lengths
+
+
+def _rounded(values: np.ndarray) -> list[float]:
+    """`round(value, 4)` of each (correctly rounded, half to even), without a call per value: a
+    value whose ten-thousandths sit this close to a half is rounded by `round` itself."""
+    scaled = values * 10000.0
+    results = (np.rint(scaled) / 10000.0).tolist()
+    for index in np.flatnonzero(np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6).tolist():
+        results[index] = round(float(values[index]), 4)
+    return results
 
 
 def similarity(a: Signature, b: Signature, window_days: int = WINDOW_DAYS) -> float:
@@ -182,39 +291,49 @@ def group(article_ids: list, signatures: list[Signature]) -> StoryGroups:
     """Stories in a batch, found the way the live index finds them: articles in input order,
     each joining the story of its closest earlier article (see `joins`) or starting its own,
     named after its first version. All pair scores at once: two sparse products over terms and
-    names."""
+    names, which are never below `similarity` (hashed words only add), so only the pairs they
+    put at LIKELY_STORY or above are scored one by one, and they decide."""
     n = len(signatures)
     scores = (0.5 * _gram([s.terms for s in signatures]) + 0.5 * _gram([s.names for s in signatures])).toarray()
-    story_of = np.full(n, -1)
+    later, earlier = np.nonzero(np.tril(scores, -1) >= LIKELY_STORY)  # row by row, earlier versions in order
+    close: dict[int, dict[int, float]] = {}  # article -> its earlier articles scoring LIKELY_STORY
+    for i, j in zip(later.tolist(), earlier.tolist()):
+        score = similarity(signatures[i], signatures[j])  # dates apart or other countries: no pair
+        if score >= LIKELY_STORY:
+            close.setdefault(i, {})[j] = score
+    story_of: list[int] = []
     first_of: list[int] = []
     for i in range(n):
-        earlier = scores[i, :i].copy()
-        for j in np.flatnonzero(earlier >= LIKELY_STORY):  # dates apart or other countries: no pair (as `similarity` says)
-            earlier[j] = similarity(signatures[i], signatures[j])
-        closest = int(np.argmax(earlier)) if i else -1
-        if closest >= 0 and joins(earlier[closest], earlier[first_of[story_of[closest]]]):
-            story_of[i] = story_of[closest]
-        else:
-            story_of[i] = len(first_of)
-            first_of.append(i)
+        scored = close.get(i)
+        if scored:
+            closest = max(scored, key=lambda j: (scored[j], -j))  # the earliest of the closest
+            if joins(scored[closest], scored.get(first_of[story_of[closest]], 0.0)):
+                story_of.append(story_of[closest])
+                continue
+        story_of.append(len(first_of))
+        first_of.append(i)
+    versions: list[list[int]] = [[] for _ in first_of]
+    for index, story in enumerate(story_of):
+        versions[story].append(index)
     ids, sizes, named = [""] * n, [0] * n, {}
     for story, first in enumerate(first_of):
-        versions = np.flatnonzero(story_of == story).tolist()
         sid = story_id(article_ids[first])
-        named[sid] = versions
-        for index in versions:
-            ids[index], sizes[index] = sid, len(versions)
+        named[sid] = versions[story]
+        for index in versions[story]:
+            ids[index], sizes[index] = sid, len(versions[story])
     return StoryGroups(ids, sizes, named)
 
 
 def _gram(vectors: list[dict[str, float]]) -> sparse.csr_matrix:
     """Pairwise dot products of sparse unit vectors (words hashed to columns: a collision in a
-    million columns changes a score by a rounding error)."""
+    million columns changes a score by a rounding error, upwards), over the columns in use."""
     lengths = [len(vector) for vector in vectors]
-    columns = np.fromiter((hash(word) & 0xFFFFF for vector in vectors for word in vector), dtype=np.int64, count=sum(lengths))
-    values = np.fromiter((weight for vector in vectors for weight in vector.values()), dtype=np.float64, count=sum(lengths))
+    total = sum(lengths)
+    hashed = np.fromiter(map(hash, chain.from_iterable(vectors)), dtype=np.int64, count=total) & 0xFFFFF
+    values = np.fromiter(chain.from_iterable(map(dict.values, vectors)), dtype=np.float64, count=total)
+    in_use, columns = np.unique(hashed, return_inverse=True)  # in order: the products sum as before
     indptr = np.concatenate([[0], np.cumsum(lengths)])
-    matrix = sparse.csr_matrix((values, columns, indptr), shape=(len(vectors), 0x100000))
+    matrix = sparse.csr_matrix((values, columns.reshape(-1), indptr), shape=(len(vectors), len(in_use)))
     matrix.sum_duplicates()
     return matrix @ matrix.T
 
