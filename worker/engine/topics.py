@@ -68,15 +68,24 @@ def readable_evidence(terms: list[str], limit: int = EVIDENCE_TERMS) -> list[str
     either end of a phrase, no token of one or two letters ("us", "un", a possessive's "s"), no
     bare number; a word already inside a chosen phrase ("korea" beside "north korea") is not
     repeated, and the phrase takes the word's place when it comes later."""
+    return _without_repeats([term for term in terms if is_readable(term)], limit)
+
+
+def is_readable(term: str) -> bool:
+    words = term.split()
+    return not (any(len(w) <= 2 or w.isdigit() for w in words) or words[0] in _FRAGMENT_WORDS or words[-1] in _FRAGMENT_WORDS)
+
+
+def _without_repeats(terms: list[str], limit: int) -> list[str]:
     chosen: list[str] = []
+    inside: set[str] = set()  # the words of the phrases chosen so far
     for term in terms:
-        words = term.split()
-        if any(len(w) <= 2 or w.isdigit() for w in words) or words[0] in _FRAGMENT_WORDS or words[-1] in _FRAGMENT_WORDS:
-            continue
-        if any(term in other.split() for other in chosen if " " in other):
-            continue
         if " " in term:
+            words = term.split()
             chosen = [other for other in chosen if other not in words]
+            inside.update(words)
+        elif term in inside:
+            continue
         chosen.append(term)
     return chosen[:limit]
 
@@ -204,7 +213,17 @@ class TopicClassifier(ClassifierMixin, BaseEstimator):
         indices, weights = X.indices[span], X.data[span]
         contributions = weights * self.coef_[label_index, indices]
         order = np.argsort(-contributions)[:EVIDENCE_POOL]
-        return readable_evidence([str(self.feature_names_[indices[i]]) for i in order if contributions[i] > 0], limit)
+        readable = self._readable_features()
+        return _without_repeats([str(self.feature_names_[indices[i]]) for i in order if contributions[i] > 0 and readable[indices[i]]], limit)
+
+    def _readable_features(self) -> np.ndarray:
+        """`is_readable` of every vocabulary term, worked out once per loaded model (a bundle
+        stores no such mask, so the rule can change without retraining)."""
+        mask = getattr(self, "_readable_mask", None)
+        if mask is None:
+            mask = self._readable_mask = np.fromiter((is_readable(str(name)) for name in self.feature_names_), dtype=bool,
+                                                     count=len(self.feature_names_))
+        return mask
 
     def _fit_first_stage(self, X: sparse.csr_matrix, Y: np.ndarray, known: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         coef, intercept = [], []
