@@ -121,9 +121,16 @@ def test_the_curves_count_a_never_scored_positive_as_missed_at_every_threshold()
     assert np.isnan(precision[at[0.95]]) and recall[at[0.95]] == 0.0
 
 
-def test_evaluate_html_of_an_empty_file_is_still_a_page(tiny_bundle, tmp_path, capsys):
+def test_evaluate_html_without_any_country_is_still_a_page(tiny_bundle, tmp_path, capsys):
+    """A labelled file in which no country is labelled or tagged (an empty file is refused: it
+    holds no labels) still gives a page, which says so."""
+    quiet = tmp_path / "quiet.jsonl"
+    quiet.write_text(json.dumps({"id": "q1", "title": "Council meets", "body": "The town council met on Tuesday to discuss road repairs.",
+                                 "topics": [], "regions": []}) + "\n")
+    assert main(["evaluate", "--data", str(quiet), "--model", str(tiny_bundle), "--html", str(tmp_path / "r.html")]) == 0
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert len(assert_self_contained(page)) >= 2 and "No country was labelled or tagged." in page
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    assert main(["evaluate", "--data", str(empty), "--model", str(tiny_bundle), "--html", str(tmp_path / "r.html")]) == 0
-    page = (tmp_path / "r.html").read_text(encoding="utf-8")
-    assert len(assert_self_contained(page)) == 2 and "No country was labelled or tagged." in page
+    assert main(["evaluate", "--data", str(empty), "--model", str(tiny_bundle), "--html", str(tmp_path / "e.html")]) == 2
+    assert not (tmp_path / "e.html").exists()

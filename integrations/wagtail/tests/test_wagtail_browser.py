@@ -49,7 +49,7 @@ def test_editor_reviews_tags_in_the_admin_and_the_decision_reaches_the_service(a
     from django.contrib.auth import get_user_model
 
     get_user_model().objects.create_superuser("desk", "desk@example.com", "desk-password-1")
-    page = make_page(site_root, sample("arm-036"))
+    page = make_page(site_root, sample("fa50-malaysia"))
     wait_for_tags(page)
     suggestion = PageTag.objects.get(page=page, status="suggested")
     assert suggestion.tag == "sanctions" and suggestion.evidence

@@ -15,7 +15,7 @@ def editor():
 
 
 def test_reject_accept_add_reach_the_service_and_the_next_revision_honours_them(autotag_service, site_root):
-    record = sample("arm-036")
+    record = sample("fa50-malaysia")
     page = make_page(site_root, record)
     wait_for_tags(page)
     assert page_tags(page)["topics"] == ["arms-deals"] and page_tags(page)["suggested"]["topics"] == ["sanctions"]

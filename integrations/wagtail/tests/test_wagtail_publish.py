@@ -12,7 +12,7 @@ from wagtail_pages import make_page, page_tags, republish, sample, tool_tags, wa
 
 def test_publish_puts_the_service_tags_on_the_page(autotag_service, site_root):
     """A published page gets exactly the tags `autotag tag` gives its article, with scores and evidence, and no new revision."""
-    record = sample("arm-036")
+    record = sample("fa50-malaysia")
     page = make_page(site_root, record)
     state = wait_for_tags(page)
     expected = autotag_service.tag({"id": "x", "title": record["title"], "body": record["body"]})

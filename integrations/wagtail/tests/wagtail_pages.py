@@ -13,8 +13,12 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def sample(article_id: str) -> dict:
-    """An article from examples/articles.jsonl or the shipped training corpus, by id."""
-    for path in [REPO / "examples" / "articles.jsonl", *sorted((REPO / "models" / "corpus").glob("*.jsonl"))]:
+    """An article from the plugin tests' own articles, examples/articles.jsonl or the shipped
+    training corpus, by id. The tests' own hold an article whose sanctions score sits in the
+    review band of the shipped model (a suggestion to accept): corpus articles, learned by the
+    model, score at the extremes."""
+    for path in [Path(__file__).with_name("articles.jsonl"), REPO / "examples" / "articles.jsonl",
+                 *sorted((REPO / "models" / "corpus").glob("*.jsonl"))]:
         for line in path.read_text(encoding="utf-8").splitlines():
             record = json.loads(line)
             if record["id"] == article_id:
