@@ -14,6 +14,8 @@ import redis
 
 from worker.service.up import free_port, redis_server_binary
 
+from .stack import wait_until
+
 MASTER_NAME = "autotag"
 
 
@@ -139,15 +141,7 @@ class HaRedis:
         return info.get("role") == "master" and any(isinstance(v, dict) and v.get("state") == "online"
                                                       for k, v in info.items() if k.startswith("slave"))
 
-    @staticmethod
-    def wait_until(condition, timeout: float, what: str, step: float = 0.1):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = condition()
-            if value:
-                return value
-            time.sleep(step)
-        raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+    wait_until = staticmethod(wait_until)
 
     def stop(self) -> None:
         for server in [*self.sentinels, *self.nodes]:

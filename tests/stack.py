@@ -31,6 +31,17 @@ from worker.service.up import EmbeddedRedis, free_port
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def wait_until(condition, timeout: float, what: str, step: float = 0.1):
+    """The condition's first truthy value, polled every `step` seconds; a clear failure after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+
+
 def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 

@@ -8,22 +8,13 @@ import time
 
 import pytest
 
-from .stack import Stack
+from .stack import Stack, wait_until
 
 ONE_STORY_EACH = 'story_tags = "off"'  # these tests are about revisions; stories have their own
 
 
 def body(article_id: str, revision: int) -> str:
     return f"Report {article_id} revision {revision}: the council of {article_id} met on Tuesday about road repairs."
-
-
-def wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def test_a_retry_batch_in_flight_stands_down_for_a_newer_revision(tmp_path):
