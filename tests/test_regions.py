@@ -24,6 +24,25 @@ def test_candidates_describe_how_and_where_a_country_is_named(tiny_tagger):
     assert france["in_title"] == 0.0 and france["last_half_only"] == 1.0
 
 
+@pytest.mark.parametrize("body, dateline", [
+    ("KYIV, Ukraine (AP) — Russian drones hit a power plant overnight, officials said.", {"UA"}),
+    ("Zurich (AFP) - FIFA on Thursday banned Russia from the tournament, the body said.", {"CH"}),
+    ("NYON, Switzerland -- UEFA punished three clubs from Romania, Hungary and Slovenia.", {"CH"}),
+    ("Ukraine's President Volodymyr Zelensky (pictured) said the front held near Bakhmut.", set()),
+    ("Officials said on Monday that Poland - not Germany - would host the summit.", set()),
+])
+def test_a_place_in_the_dateline_is_marked(tiny_tagger, body, dateline):
+    candidates, features = find_candidates(clean_article("Headline", body), tiny_tagger.matcher)
+    marked = {c.code for c, row in zip(candidates, features) if row[FEATURES.index("dateline")] == 1.0}
+    assert marked == dateline
+
+
+def test_a_dateline_after_cms_debris_is_still_a_dateline(tiny_tagger):
+    body = "Published Aug. 5, 2014 12:48 p.m. ET\n\nNYON, Switzerland -- UEFA fined three clubs on Tuesday."
+    candidates, features = find_candidates(clean_article("UEFA fines clubs", body), tiny_tagger.matcher)
+    assert [c.code for c, row in zip(candidates, features) if row[FEATURES.index("dateline")] == 1.0] == ["CH"]
+
+
 def test_salience_trained_on_the_tiny_corpus_ranks_the_subject_first(tiny_tagger):
     _, features = find_candidates(clean_article(*POLAND_STORY), tiny_tagger.matcher)
     poland, france = tiny_tagger.salience_model.salience(features)

@@ -33,7 +33,10 @@ _KIND_GROUP = {
 }
 _KIND_COLUMNS = ("kind_name", "kind_demonym", "kind_place", "kind_institution", "kind_subnational")
 assert FEATURES[-len(_KIND_COLUMNS):] == _KIND_COLUMNS
-_DATELINE_TAIL = re.compile(r"^[^.\n]{0,40}?(\(|—|–| - |--|:)")
+# a dateline: "KYIV, Ukraine (AP) —", "Zurich (AFP) -", "NYON, Switzerland --", "New Delhi, Aug 05:";
+# the place opens a paragraph, alone or after its city, and a date, an agency and a dash or colon follow
+_DATELINE_CITY = re.compile(r"[A-Z][\w.'’\- ]{1,30}, ")
+_DATELINE_TAIL = re.compile(r"(?:,? (?:[A-Z][a-z]{2,8}\.? \d{1,2}|\d{1,2} [A-Z][a-z]{2,8}))?\s*(?:\([^()\n]{1,30}\)\s*)?(?:—|–|--?|:)\s")
 _LEAD_PARAGRAPHS = 2
 # where in the text a country is first named is measured over at least this many characters
 # (about a wire paragraph): in a one-sentence brief the object of the verb is not "late"
@@ -92,7 +95,7 @@ def find_candidates(article: CleanArticle, matcher: CountryMatcher) -> tuple[lis
             float(lead_count),                                    # lead_count
             len(set(paragraph_of)) / n_paragraphs,                # paragraph_spread
             float(bool(body_mentions) and first > 0.5),           # last_half_only
-            float(_is_dateline(text, body_mentions, title_len)),  # dateline
+            float(_is_dateline(text, body_mentions, paragraph_of, paragraph_starts)),  # dateline
             float(len({m.alias for m in found})),                 # distinct_aliases
             math.log(body_len),                                   # log_body_chars: in a brief, every party counts
             *kinds.values(),                                      # kind_* shares
@@ -192,8 +195,13 @@ def _paragraph_starts(article: CleanArticle, offset: int) -> list[int]:
     return starts or [offset]
 
 
-def _is_dateline(text: str, body_mentions: list[Mention], title_len: int) -> bool:
-    """A place named in the dateline ("KYIV, Ukraine (AP) —") tells where, not what, the story is."""
-    if not body_mentions or body_mentions[0].start - title_len > 30:
+def _is_dateline(text: str, body_mentions: list[Mention], paragraph_of: list[int], paragraph_starts: list[int]) -> bool:
+    """A place named in the dateline ("KYIV, Ukraine (AP) —") tells where, not what, the story is.
+    It opens one of the first paragraphs (CMS debris may stand before it)."""
+    if not body_mentions or paragraph_of[0] >= _LEAD_PARAGRAPHS:
         return False
-    return _DATELINE_TAIL.match(text, body_mentions[0].end) is not None
+    first = body_mentions[0]
+    before = text[paragraph_starts[paragraph_of[0]] : first.start]
+    if before and not _DATELINE_CITY.fullmatch(before):
+        return False
+    return _DATELINE_TAIL.match(text, first.end) is not None
