@@ -64,6 +64,29 @@ def test_repeated_title_and_duplicate_paragraphs_are_dropped_but_a_long_lead_is_
     assert list(clean_article(title, body).paragraphs) == [lead, STORY[1]]
 
 
+def test_a_title_that_is_the_lead_repeated_is_not_a_headline():
+    # scrapers often take the first paragraph (or its opening) for the title: kept, every country
+    # and term of the lead would count twice, and as a headline's
+    lead = "The army signed a contract for 48 new howitzers on Monday, officials said."
+    for title in (lead, lead[:40]):
+        article = clean_article(title, "\n".join([lead, STORY[1]]))
+        assert article.title == "" and list(article.paragraphs) == [lead, STORY[1]]
+    headline = clean_article("Army buys 48 howitzers", "\n".join([lead, STORY[1]]))
+    assert headline.title == "Army buys 48 howitzers"
+    opinion = clean_article("COMMENT: Why the army bought howitzers", lead)
+    assert opinion.title == "COMMENT: Why the army bought howitzers"
+
+
+def test_a_scrapers_date_stamp_and_a_photo_credit_title_are_dropped():
+    lead = "The army signed a contract for 48 new howitzers on Monday, officials said."
+    article = clean_article("date 2023-01-24 Photo : YONHAP News", f"date 2023-01-24 {lead}\n{STORY[1]}")
+    assert article.title == "" and list(article.paragraphs) == [lead, STORY[1]]
+    stamped = clean_article(f"date 2023-01-24 {lead}", f"date 2023-01-24 {lead}\n{STORY[1]}")
+    assert stamped.title == "" and list(stamped.paragraphs) == [lead, STORY[1]]
+    # a date inside the story stays
+    assert clean_article("", f"{lead} The date 2023-01-24 was set.").paragraphs == (f"{lead} The date 2023-01-24 was set.",)
+
+
 def test_entities_and_odd_whitespace_are_normalised():
     article = clean_article("AT&amp;T", "Prices rose&nbsp;sharply\u200b in\u00a0 May, the agency said.")
     assert article.title == "AT&T"

@@ -117,6 +117,10 @@ _STOPWORDS = frozenset(
     "after before over new says said say will would could has have had not no".split()
 )
 _HEADLINE_MAX_WORDS = 25
+# a scraper's date stamp glued before the first line ("date 2023-01-24 Polish Defense Minister ...")
+_DATE_STAMP = re.compile(r"date \d{4}-\d{2}-\d{2}(?:\s+|$)", re.IGNORECASE)
+_CREDIT_TITLE = re.compile(r"\W*(image|photo|picture|credit|caption|file photo)\s*:", re.IGNORECASE)
+_LEAD_TITLE_PARAGRAPHS = 2  # a title that one of the first paragraphs repeats is the lead, not a headline
 _STANDFIRST_MAX_WORDS = 45
 
 
@@ -138,9 +142,24 @@ class CleanArticle:
 
 def clean_article(title: str, body: str) -> CleanArticle:
     """Clean one article's title and body (HTML or plain text)."""
-    clean_title = _normalise_line(_strip_markup(title or "").replace("\n", " "))
+    clean_title = _DATE_STAMP.sub("", _normalise_line(_strip_markup(title or "").replace("\n", " ")), count=1)
     lines = _markup_to_lines(body or "") if looks_like_html(body or "") else _text_to_lines(body or "")
-    return CleanArticle(clean_title, tuple(drop_debris(lines, clean_title)))
+    if lines and _DATE_STAMP.match(lines[0]):
+        lines[0] = _DATE_STAMP.sub("", lines[0], count=1)
+    if _CREDIT_TITLE.match(clean_title):
+        clean_title = ""  # a photo credit or caption taken for the title
+    paragraphs = drop_debris(lines, clean_title)
+    if clean_title and _is_repeated_lead(clean_title, paragraphs):
+        clean_title = ""
+    return CleanArticle(clean_title, tuple(paragraphs))
+
+
+def _is_repeated_lead(title: str, paragraphs: list[str]) -> bool:
+    """Whether the title is the story's first paragraph (or its opening) that the body repeats: a
+    scraper's title, not a headline. Kept, every country and term of the lead would count twice
+    and look like a headline's."""
+    folded = title.casefold()
+    return any(paragraph.casefold().startswith(folded) for paragraph in paragraphs[:_LEAD_TITLE_PARAGRAPHS])
 
 
 def looks_like_html(body: str) -> bool:
