@@ -36,7 +36,7 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from .text import CleanArticle
 
-LIKELY_STORY = 0.25  # a version scores this much with its closest earlier version and with the story's first
+LIKELY_STORY = 0.2  # a version scores this much with its closest earlier version and with the story's first
 WINDOW_DAYS = 3  # versions of one story are published within this many days of each other
 TERMS_KEPT, NAMES_KEPT, COUNTRIES_KEPT = 48, 24, 8  # the signature's size: under 1.5 KB of JSON
 COUNTRIES_AGREE = 0.7  # versions of one story are about the same countries, in about the same measure
