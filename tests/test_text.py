@@ -67,12 +67,14 @@ def test_repeated_title_and_duplicate_paragraphs_are_dropped_but_a_long_lead_is_
 def test_a_title_that_is_the_lead_repeated_is_not_a_headline():
     # scrapers often take the first paragraph (or its opening) for the title: kept, every country
     # and term of the lead would count twice, and as a headline's
-    lead = "The army signed a contract for 48 new howitzers on Monday, officials said."
-    for title in (lead, lead[:40]):
+    lead = "The army signed a contract for 48 new howitzers on Monday, officials said, with deliveries next year."
+    for title in (lead, lead[:60]):
         article = clean_article(title, "\n".join([lead, STORY[1]]))
         assert article.title == "" and list(article.paragraphs) == [lead, STORY[1]]
     headline = clean_article("Army buys 48 howitzers", "\n".join([lead, STORY[1]]))
     assert headline.title == "Army buys 48 howitzers"
+    short = clean_article("The army signed a contract", "\n".join([lead, STORY[1]]))  # a headline the lead opens with
+    assert short.title == "The army signed a contract"
     opinion = clean_article("COMMENT: Why the army bought howitzers", lead)
     assert opinion.title == "COMMENT: Why the army bought howitzers"
 

@@ -120,7 +120,8 @@ _HEADLINE_MAX_WORDS = 25
 # a scraper's date stamp glued before the first line ("date 2023-01-24 Polish Defense Minister ...")
 _DATE_STAMP = re.compile(r"date \d{4}-\d{2}-\d{2}(?:\s+|$)", re.IGNORECASE)
 _CREDIT_TITLE = re.compile(r"\W*(image|photo|picture|credit|caption|file photo)\s*:", re.IGNORECASE)
-_LEAD_TITLE_PARAGRAPHS = 2  # a title that one of the first paragraphs repeats is the lead, not a headline
+_LEAD_TITLE_PARAGRAPHS = 2  # a title that one of the first paragraphs repeats is the lead, not a headline,
+_LEAD_TITLE_MIN_WORDS = 10  # when it is a sentence's length (a short headline may open the lead word for word)
 _STANDFIRST_MAX_WORDS = 45
 
 
@@ -158,6 +159,8 @@ def _is_repeated_lead(title: str, paragraphs: list[str]) -> bool:
     """Whether the title is the story's first paragraph (or its opening) that the body repeats: a
     scraper's title, not a headline. Kept, every country and term of the lead would count twice
     and look like a headline's."""
+    if title.count(" ") + 1 < _LEAD_TITLE_MIN_WORDS:
+        return False
     folded = title.casefold()
     return any(paragraph.casefold().startswith(folded) for paragraph in paragraphs[:_LEAD_TITLE_PARAGRAPHS])
 
