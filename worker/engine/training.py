@@ -37,7 +37,7 @@ _MIN_POSITIVES = 5
 class TrainingOptions:
     folds: int = 5
     topic_C: float = 8.0
-    salience_iterations: int = 80
+    salience_iterations: int = 120
 
 
 def train(corpus: Corpus | str | Path, out_dir: str | Path, options: TrainingOptions = TrainingOptions(),
