@@ -26,7 +26,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from itertools import chain
+from itertools import chain, repeat
 from operator import itemgetter, mul
 from typing import Iterable
 
@@ -170,13 +170,14 @@ class SignatureMaker:
         known = self._name_weights
         if len(known) > _NAME_CACHE_SIZE:
             known.clear()
-        counts: dict[tuple, int] = {}  # (word, lower case, idf) -> mentions, possessives folded in, in order of appearance
-        for word in _CAPITAL_WORD.findall(text):
-            name = known.get(word, _UNSEEN)
-            if name is _UNSEEN:
-                name = known[word] = self._name_weight(word)
-            if name is not None:
-                counts[name] = counts.get(name, 0) + 1
+        words = _CAPITAL_WORD.findall(text)
+        names = list(map(known.get, words, repeat(_UNSEEN)))
+        if _UNSEEN in names:  # words met for the first time
+            for index, name in enumerate(names):
+                if name is _UNSEEN:
+                    names[index] = known[words[index]] = self._name_weight(words[index])
+        # (word, lower case, idf) -> mentions, possessives folded in, in order of appearance
+        counts = Counter(filter(None, names))
         weights = {}
         for (_, word, idf), count in counts.items():
             if word not in text or not _written_in_lower_case(text, word):  # mostly not there at all
@@ -228,11 +229,13 @@ def _strongest(many: list[dict[str, float]], kept: int) -> tuple[list[str], np.n
     for one in many:
         # by word, then (stably) by weight, strongest first: the order of key (-weight, word)
         strongest = sorted(sorted(one.items()), key=_WEIGHT, reverse=True)[:kept]
-        words.extend(word for word, _ in strongest)
-        weights.extend(w for _, w in strongest)
-        norms.extend([math.sqrt(sum(w * w for _, w in strongest)) or 1.0] * len(strongest))
         lengths.append(len(strongest))
-    return words, np.asarray(weights, dtype=np.float64) / np.asarray(norms, dtype=np.float64), lengths
+        if strongest:
+            kept_words, kept_weights = zip(*strongest)
+            words += kept_words
+            weights += kept_weights
+            norms.append(math.sqrt(sum(map(mul, kept_weights, kept_weights))) or 1.0)
+    return words, np.asarray(weights, dtype=np.float64) / np.repeat(np.asarray(norms, dtype=np.float64), [n for n in lengths if n]), lengths
 
 
 def _rounded(values: np.ndarray) -> list[float]:

@@ -220,17 +220,19 @@ class TopicClassifier(ClassifierMixin, BaseEstimator):
         indices, weights = X.indices[span], X.data[span]
         contributions = weights * self.coef_[label_index, indices]
         order = np.argsort(-contributions)[:EVIDENCE_POOL]
-        readable = self._readable_features()
-        return _without_repeats([str(self.feature_names_[indices[i]]) for i in order if contributions[i] > 0 and readable[indices[i]]], limit)
+        strongest = indices[order]
+        readable, names = self._readable_features()
+        reasons = strongest[(contributions[order] > 0) & readable[strongest]]
+        return _without_repeats([names[feature] for feature in reasons.tolist()], limit)
 
-    def _readable_features(self) -> np.ndarray:
-        """`is_readable` of every vocabulary term, worked out once per loaded model (a bundle
-        stores no such mask, so the rule can change without retraining)."""
-        mask = getattr(self, "_readable_mask", None)
-        if mask is None:
-            mask = self._readable_mask = np.fromiter((is_readable(str(name)) for name in self.feature_names_), dtype=bool,
-                                                     count=len(self.feature_names_))
-        return mask
+    def _readable_features(self) -> tuple[np.ndarray, list[str]]:
+        """`is_readable` of every vocabulary term, and the terms as a list of str, worked out once
+        per loaded model (a bundle stores no such mask, so the rule can change without retraining)."""
+        derived = getattr(self, "_readable_mask", None)
+        if derived is None:
+            names = [str(name) for name in self.feature_names_]
+            derived = self._readable_mask = (np.fromiter(map(is_readable, names), dtype=bool, count=len(names)), names)
+        return derived
 
     def _fit_first_stage(self, X: sparse.csr_matrix, Y: np.ndarray, known: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         coef, intercept = [], []
