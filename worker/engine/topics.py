@@ -326,7 +326,7 @@ class TopicClassifier(ClassifierMixin, BaseEstimator):
 
     def _bigram_table(self) -> "IntegerTable":
         """The vocabulary's bigrams as a hash table, built once per loaded model (a bundle stores
-        the sorted keys; a binary search cost about 90 ns per pair of words, a probe about 10)."""
+        the sorted keys; a binary search cost about 90 ns per pair of words, a probe a third)."""
         table = getattr(self, "_bigram_lookup", None)
         if table is None:
             table = self._bigram_lookup = IntegerTable(self.bigram_keys_, self.bigram_feature_)
@@ -369,47 +369,36 @@ def _known_rows(known: np.ndarray | None, column: int) -> np.ndarray | None:
 
 
 class IntegerTable:
-    """A read-only hash table from non-negative int64 keys to int64 values, looked up a whole
-    array at a time: open addressing with linear probing, at most a quarter full, so that
-    nearly every key is settled by its first probe."""
+    """A read-only map from non-negative int64 keys to int64 values, looked up a whole array at
+    a time: each key has one home slot in an array (a quarter full at most, so most keys have it
+    to themselves) and the few that found theirs taken are kept in a dict. A lookup is one
+    vectorised probe, and a dict lookup for the keys whose home holds another key."""
 
     _EMPTY = -1
     _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: the top bits of key x golden ratio
 
     def __init__(self, keys: np.ndarray, values: np.ndarray):
+        keys, values = np.asarray(keys, dtype=np.int64), np.asarray(values, dtype=np.int64)
         self._bits = max(4, (4 * len(keys)).bit_length())
-        self._mask = (1 << self._bits) - 1
         self._keys = np.full(1 << self._bits, self._EMPTY, dtype=np.int64)
         self._values = np.full(1 << self._bits, -1, dtype=np.int64)
-        keys, values = np.asarray(keys, dtype=np.int64), np.asarray(values, dtype=np.int64)
-        slot = self._home(keys)
-        pending = np.arange(len(keys))
-        self._longest_probe = 0
-        while pending.size:  # each round places, per free slot, the first key that wants it
-            wanted = slot[pending]
-            free = self._keys[wanted] == self._EMPTY
-            taken, first = np.unique(wanted[free], return_index=True)
-            placed = pending[free][first]
-            self._keys[taken], self._values[taken] = keys[placed], values[placed]
-            settled = np.zeros(len(keys), dtype=bool)
-            settled[placed] = True
-            pending = pending[~settled[pending]]
-            slot[pending] = (slot[pending] + 1) & self._mask
-            self._longest_probe += bool(pending.size)
+        home = self._home(keys)
+        slots, first = np.unique(home, return_index=True)  # the first key to claim a slot keeps it
+        self._keys[slots], self._values[slots] = keys[first], values[first]
+        moved = np.ones(len(keys), dtype=bool)
+        moved[first] = False
+        self._overflow = dict(zip(keys[moved].tolist(), values[moved].tolist()))
 
     def find(self, keys: np.ndarray) -> np.ndarray:
-        """The value of each key, -1 for a key the table does not hold."""
+        """The value of each key, -1 for a key the map does not hold."""
         keys = np.asarray(keys, dtype=np.int64)
-        found = np.full(len(keys), -1, dtype=np.int64)
-        active, slot = np.arange(len(keys)), self._home(keys)
-        for _ in range(self._longest_probe + 1):
-            held = self._keys[slot]
-            hit = held == keys[active]
-            found[active[hit]] = self._values[slot[hit]]
-            going_on = ~hit & (held != self._EMPTY)
-            if not going_on.any():
-                break
-            active, slot = active[going_on], (slot[going_on] + 1) & self._mask
+        home = self._home(keys)
+        held = self._keys[home]
+        found = np.where(held == keys, self._values[home], -1)
+        elsewhere = np.flatnonzero((held != keys) & (held != self._EMPTY))
+        if len(elsewhere) and self._overflow:
+            lookup = self._overflow.get
+            found[elsewhere] = [lookup(key, -1) for key in keys[elsewhere].tolist()]
         return found
 
     def _home(self, keys: np.ndarray) -> np.ndarray:
