@@ -110,3 +110,19 @@ def test_seed_debris_is_removed_and_the_story_kept(seed):
         assert debris not in text
     assert "Vladivostok" in text and "Shoigu" in text
     assert len(text) > 2000
+
+
+def test_furniture_is_found_by_the_keywords_a_line_holds():
+    """Lines are tried against the furniture of their own keywords; what has no keyword of its
+    own ("AFP via") is tried on every suspect line, and a line outside ASCII against all."""
+    from worker.engine.text import _is_furniture, _lines_with_debris_keywords
+
+    def furniture(line):
+        found = _lines_with_debris_keywords([line])
+        return 0 in found and _is_furniture(line, found[0])
+
+    assert furniture("Sign up for our newsletter and breaking-news alerts")
+    assert furniture("A soldier near Bakhmut. AFP via a pool, photo taken on Monday")  # only "afp via" matches
+    assert furniture("\u017fign up to the weekly newsletter updates")  # the long s folds to "s" in the pattern, not in lower()
+    assert not furniture("The photo shows the newsletter editor who signed up in 2019")
+    assert not furniture("Troops advanced near Avdiivka on Tuesday, officials said.")

@@ -13,6 +13,7 @@ import html
 import re
 from bisect import bisect_left
 from dataclasses import dataclass
+from itertools import chain
 
 import ahocorasick
 from selectolax.lexbor import LexborHTMLParser
@@ -58,42 +59,51 @@ _DEBRIS_START = re.compile(
     + ")",
     re.IGNORECASE,
 )
-# Page furniture anywhere in the line; only tried when the line holds one of the keywords.
+# Page furniture anywhere in the line, by the keyword it cannot match without: a line is tried
+# against the furniture of the keywords it holds (found by one automaton pass over the article),
+# since one search for all of them cost as much as the rest of the line's checks together.
+_FURNITURE_BY_KEYWORD = {
+    "follow us": [r"\bfollow us on\b"],
+    "download": [r"\bdownload (our|the)\b.{0,40}\bapp\b"],
+    "click here": [r"\bclick here\b"],
+    "sign up": [r"\bsign up\b.{0,60}\b(newsletter|alerts|updates)\b"],
+    "newsletter": [r"\bour (daily |weekly |free )?newsletter\b"],
+    "correction": [r"to suggest a correction"],
+    "highlight the text": [r"highlight the text and press"],
+    "audio is": [r"\b(this )?audio is (created|generated)\b"],
+    "voice is": [r"\bvoice is ai-generated\b"],
+    "listen to": [r"\byou can now listen to\b", r"\blisten to this article\b"],
+    "rights reserved": [r"\ball rights reserved\b"],
+    "editing by": [r"\bediting by\b"],
+    "originally": [r"\b(originally|first) (published|appeared)\b.{0,40}\b(on|in|by)\b"],
+    "first published": [r"\b(originally|first) (published|appeared)\b.{0,40}\b(on|in|by)\b"],
+    "first appeared": [r"\b(originally|first) (published|appeared)\b.{0,40}\b(on|in|by)\b"],
+    "photo": [r"\((ap|afp|reuters|epa|getty|xinhua|yonhap|anadolu)[^)]{0,20}photo", r"\bphoto\s*(:|credit\b|courtesy\b|by\b)",
+              r"\bap photo"],
+    "getty": [r"\bgetty images", r"\bvia getty"],
+    "shutterstock": [r"\bshutterstock"],
+    "reuters/": [r"\breuters/"],
+    "/reuters": [r"\b/reuters"],
+    "/ap": [r"\b/ap\b"],
+    "epa-efe": [r"\bepa-efe"],
+    "join our": [r"\bjoin our (crew|community|mailing list)\b"],
+    "whatsapp": [r"\bwhatsapp channel\b"],
+    "syndicated": [r"\bsyndicated feed\b"],
+    "edited by": [r"\bhas not been edited by\b"],
+    "http": [r"^[^.!?]{0,60}https?://\S+\W*$"],
+}
+_FURNITURE_OF_ANY_SUSPECT = re.compile(r"\bafp via", re.IGNORECASE)  # no keyword of its own: tried on every suspect line
+_DEBRIS_BY_KEYWORD = {
+    keyword: re.compile("|".join(branches), re.IGNORECASE) for keyword, branches in _FURNITURE_BY_KEYWORD.items()
+}
+# All of them at once, for a line outside ASCII: Unicode case folding can match a keyword's
+# pattern ("ſign up") where the lower-cased line does not hold the keyword itself.
 _DEBRIS_ANYWHERE = re.compile(
-    "|".join(
-        [
-            r"\bfollow us on\b",
-            r"\bdownload (our|the)\b.{0,40}\bapp\b",
-            r"\bclick here\b",
-            r"\bsign up\b.{0,60}\b(newsletter|alerts|updates)\b",
-            r"\bour (daily |weekly |free )?newsletter\b",
-            r"to suggest a correction",
-            r"highlight the text and press",
-            r"\b(this )?audio is (created|generated)\b",
-            r"\bvoice is ai-generated\b",
-            r"\byou can now listen to\b",
-            r"\blisten to this article\b",
-            r"\ball rights reserved\b",
-            r"\bediting by\b",
-            r"\b(originally|first) (published|appeared)\b.{0,40}\b(on|in|by)\b",
-            r"\((ap|afp|reuters|epa|getty|xinhua|yonhap|anadolu)[^)]{0,20}photo",
-            r"\bphoto\s*(:|credit\b|courtesy\b|by\b)",
-            r"\b(getty images|shutterstock|via getty|afp via|reuters/|/reuters|ap photo|/ap\b|epa-efe)",
-            r"\bjoin our (crew|community|mailing list)\b",
-            r"\bwhatsapp channel\b",
-            r"\bsyndicated feed\b|\bhas not been edited by\b",
-            r"^[^.!?]{0,60}https?://\S+\W*$",
-        ]
-    ),
+    "|".join(dict.fromkeys(chain.from_iterable(_FURNITURE_BY_KEYWORD.values()))) + "|" + _FURNITURE_OF_ANY_SUSPECT.pattern,
     re.IGNORECASE,
 )
 _DEBRIS_KEYWORDS = ahocorasick.Automaton()
-for _keyword in (
-    "follow us", "download", "click here", "sign up", "newsletter", "correction", "highlight the text", "audio is",
-    "voice is", "listen to", "rights reserved", "editing by", "originally", "first published", "first appeared",
-    "photo", "getty", "shutterstock", "reuters/", "/reuters", "/ap", "epa-efe", "join our", "whatsapp",
-    "syndicated", "edited by", "http",
-):
+for _keyword in _FURNITURE_BY_KEYWORD:
     _DEBRIS_KEYWORDS.add_word(_keyword, _keyword)
 _DEBRIS_KEYWORDS.make_automaton()
 # A short line announcing embedded links to other stories; what follows it is a teaser.
@@ -180,7 +190,7 @@ def drop_debris(lines: list[str], title: str = "") -> list[str]:
     for index, line in enumerate(lines):
         if not _HAS_LETTER.search(line):
             continue
-        if _DEBRIS_START.match(line) or (index in suspects and _DEBRIS_ANYWHERE.search(line)):
+        if _DEBRIS_START.match(line) or (index in suspects and _is_furniture(line, suspects[index])):
             after_marker, teaser_headline = False, set()
             continue
         if _TEASER_MARKER.fullmatch(line) or _MARKER_PREFIX.match(line):
@@ -209,17 +219,28 @@ def drop_debris(lines: list[str], title: str = "") -> list[str]:
     return kept
 
 
-def _lines_with_debris_keywords(lines: list[str]) -> set[int]:
-    """Indices of the lines holding a debris keyword: one automaton pass over the whole text."""
+def _lines_with_debris_keywords(lines: list[str]) -> dict[int, set[str]]:
+    """The debris keywords each line holds, for the lines holding any: one automaton pass over
+    the whole text."""
     lowered = [line.lower() for line in lines]  # per line: lower() may change a line's length
     joined = "\n".join(lowered)
     if not joined:
-        return set()
+        return {}
     ends, position = [], -1
     for line in lowered:
         position += len(line) + 1
         ends.append(position)
-    return {bisect_left(ends, end) for end, _ in _DEBRIS_KEYWORDS.iter(joined)}
+    found: dict[int, set[str]] = {}
+    for end, keyword in _DEBRIS_KEYWORDS.iter(joined):
+        found.setdefault(bisect_left(ends, end), set()).add(keyword)
+    return found
+
+
+def _is_furniture(line: str, keywords: set[str]) -> bool:
+    """Whether a line holding these debris keywords is page furniture ("Follow us on X")."""
+    if not line.isascii():
+        return _DEBRIS_ANYWHERE.search(line) is not None
+    return any(_DEBRIS_BY_KEYWORD[keyword].search(line) for keyword in keywords) or _FURNITURE_OF_ANY_SUSPECT.search(line) is not None
 
 
 def _is_headline(line: str, word_count: int) -> bool:
