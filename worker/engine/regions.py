@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import re
 from bisect import bisect_right
+from collections import Counter
+from operator import attrgetter
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +40,7 @@ assert FEATURES[-len(_KIND_COLUMNS):] == _KIND_COLUMNS
 _DATELINE_CITY = re.compile(r"[A-Z][\w.'’\- ]{1,30}, ")
 _DATELINE_TAIL = re.compile(r"(?:,? (?:[A-Z][a-z]{2,8}\.? \d{1,2}|\d{1,2} [A-Z][a-z]{2,8}))?\s*(?:\([^()\n]{1,30}\)\s*)?(?:—|–|--?|:)\s")
 _LEAD_PARAGRAPHS = 2
+_ALIAS = attrgetter("alias")
 # where in the text a country is first named is measured over at least this many characters
 # (about a wire paragraph): in a one-sentence brief the object of the verb is not "late"
 POSITION_SPAN = 400
@@ -201,10 +204,7 @@ class SalienceClassifier(ClassifierMixin, BaseEstimator):
 
 def mention_evidence(candidate: Candidate, limit: int = 4) -> list[str]:
     """The distinct phrases that named the country, most frequent first."""
-    counts: dict[str, int] = {}
-    for mention in candidate.mentions:
-        counts[mention.alias] = counts.get(mention.alias, 0) + 1
-    ranked = sorted(counts.items(), key=lambda item: -item[1])[:limit]
+    ranked = Counter(map(_ALIAS, candidate.mentions)).most_common(limit)  # ties in order of first mention
     return [f"{alias} ({count})" if count > 1 else alias for alias, count in ranked]
 
 

@@ -172,7 +172,7 @@ class TopicClassifier(ClassifierMixin, BaseEstimator):
             self.stage2_intercept_[j] = stage2.intercept_[0]
         return self
 
-    _DERIVED = ("_readable_mask", "_bigram_lookup", "_window_cache")  # worked out from the fitted model on first use
+    _DERIVED = ("_readable_mask", "_token_lookup", "_bigram_lookup", "_window_cache")  # worked out from the fitted model on first use
 
     def __getstate__(self):
         """What a bundle stores: the fitted model, without the lookups derived from it."""
@@ -289,16 +289,12 @@ class TopicClassifier(ClassifierMixin, BaseEstimator):
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         position = np.arange(len(ids), dtype=np.int64) - starts[text_of]
 
-        known = ids >= 0
-        unigram = np.full(len(ids), -1, dtype=np.int64)
-        unigram[known] = self.unigram_feature_[ids[known]]
+        unigram_of, starts_bigram, ends_bigram = self._token_tables()  # an unknown word's id, -1, reads their last entry
+        unigram = unigram_of[ids]
         keep = unigram >= 0
         features, texts_of, positions = [unigram[keep]], [text_of[keep]], [position[keep]]
         # only pairs whose words can start and end a vocabulary bigram are looked up
-        can_pair = np.zeros(len(ids), dtype=bool)
-        can_pair[known] = self.starts_bigram_[ids[known]]
-        can_end = np.zeros(len(ids), dtype=bool)
-        can_end[known] = self.ends_bigram_[ids[known]]
+        can_pair, can_end = starts_bigram[ids], ends_bigram[ids]
         pairs = np.flatnonzero(can_pair[:-1] & can_end[1:] & (text_of[:-1] == text_of[1:]))
         keys = ids[pairs] * self.n_tokens_ + ids[pairs + 1]
         if len(keys) and len(self.bigram_keys_):
@@ -323,6 +319,16 @@ class TopicClassifier(ClassifierMixin, BaseEstimator):
         weights /= norms[cell_rows]
         indptr = np.searchsorted(cell_rows, np.arange(n_rows + 1))
         return sparse.csr_matrix((weights, cell_features, indptr), shape=(n_rows, n_features))
+
+    def _token_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per word id: its unigram feature (-1 if none), whether it can start a bigram, whether it
+        can end one; each with one more entry for an unknown word (id -1), so that a whole text's
+        ids index them directly. Built once per loaded model."""
+        tables = getattr(self, "_token_lookup", None)
+        if tables is None:
+            tables = self._token_lookup = (np.append(self.unigram_feature_, -1), np.append(self.starts_bigram_, False),
+                                           np.append(self.ends_bigram_, False))
+        return tables
 
     def _bigram_table(self) -> "IntegerTable":
         """The vocabulary's bigrams as a hash table, built once per loaded model (a bundle stores
