@@ -129,3 +129,20 @@ def test_integer_table_finds_what_a_binary_search_finds():
     slot = np.minimum(np.searchsorted(keys, queries), len(keys) - 1)
     assert table.find(queries).tolist() == np.where(keys[slot] == queries, values[slot], -1).tolist()
     assert IntegerTable(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)).find(queries).tolist() == [-1] * len(queries)
+
+
+def test_a_second_fit_forgets_what_was_derived_from_the_first():
+    """Lookups worked out on first use (bigram table, per-word tables, evidence terms, window
+    weights) belong to one fit: refitting the same object must not read the old ones."""
+    from worker.engine.topics import TopicClassifier
+
+    first = ["missile deal signed", "sanctions on banks imposed", "front line shelling reported"] * 4
+    second = ["tank contract signed", "export ban on oil imposed", "troops advance near the river"] * 4
+    Y = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1]] * 4)
+    model = TopicClassifier(min_df=1, max_df=1.0).fit(first, Y, ["a", "b", "c"])
+    model.scores(model.vectorize(first))
+    model.evidence(model.transform(first), 0, 0)
+    refit = model.fit(second, Y, ["a", "b", "c"])
+    fresh = TopicClassifier(min_df=1, max_df=1.0).fit(second, Y, ["a", "b", "c"])
+    assert np.array_equal(refit.predict_proba(second), fresh.predict_proba(second))
+    assert refit.evidence(refit.transform(second), 0, 0) == fresh.evidence(fresh.transform(second), 0, 0)

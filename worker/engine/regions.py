@@ -12,8 +12,8 @@ import math
 import re
 from bisect import bisect_right
 from collections import Counter
-from operator import attrgetter
 from dataclasses import dataclass
+from operator import attrgetter
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin

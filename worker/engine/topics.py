@@ -172,7 +172,7 @@ class TopicClassifier(ClassifierMixin, BaseEstimator):
             self.stage2_intercept_[j] = stage2.intercept_[0]
         return self
 
-    _DERIVED = ("_readable_mask", "_token_lookup", "_bigram_lookup", "_window_cache")  # worked out from the fitted model on first use
+    _DERIVED = ("_readable_lookup", "_token_lookup", "_bigram_lookup", "_window_cache")  # worked out from the fitted model on first use
 
     def __getstate__(self):
         """What a bundle stores: the fitted model, without the lookups derived from it."""
@@ -228,10 +228,10 @@ class TopicClassifier(ClassifierMixin, BaseEstimator):
     def _readable_features(self) -> tuple[np.ndarray, list[str]]:
         """`is_readable` of every vocabulary term, and the terms as a list of str, worked out once
         per loaded model (a bundle stores no such mask, so the rule can change without retraining)."""
-        derived = getattr(self, "_readable_mask", None)
+        derived = getattr(self, "_readable_lookup", None)
         if derived is None:
             names = [str(name) for name in self.feature_names_]
-            derived = self._readable_mask = (np.fromiter(map(is_readable, names), dtype=bool, count=len(names)), names)
+            derived = self._readable_lookup = (np.fromiter(map(is_readable, names), dtype=bool, count=len(names)), names)
         return derived
 
     def _fit_first_stage(self, X: sparse.csr_matrix, Y: np.ndarray, known: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -340,7 +340,9 @@ class TopicClassifier(ClassifierMixin, BaseEstimator):
 
     def _build_lookup(self) -> None:
         """Token ids for every word in the vocabulary (keyed by bytes, as tokenize_bytes gives
-        them); bigrams as sorted integer keys."""
+        them); bigrams as sorted integer keys. What was derived from an earlier fit is dropped."""
+        for name in self._DERIVED:
+            self.__dict__.pop(name, None)
         self.token_id_: dict[bytes, int] = {}
         unigrams, bigrams = [], []
         for gram, feature in self.vectorizer_.vocabulary_.items():
