@@ -75,21 +75,22 @@ class CountryMatcher:
     def __init__(self, alias_table: list[tuple[str, str, str]]):
         self._automaton = ahocorasick.Automaton()
         for alias, code, kind in alias_table:
-            self._automaton.add_word(alias, (alias, code, kind))
+            # what a match needs, worked out once: its length, and whether it may name a person
+            self._automaton.add_word(alias, (alias, code, kind, len(alias) - 1, alias in _PERSONISH))
         self._automaton.make_automaton()
 
     def find(self, text: str) -> list[Mention]:
         mentions = []
         length = len(text)
-        for end_index, (alias, code, kind) in self._automaton.iter_long(text):
-            start, end = end_index - len(alias) + 1, end_index + 1
+        for last, (alias, code, kind, span, personish) in self._automaton.iter_long(text):
+            if kind == "ignore":
+                continue
+            start, end = last - span, last + 1
             if (start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_")) or (
                 end < length and (text[end].isalnum() or text[end] == "_")
             ):
                 continue
-            if kind == "ignore":
-                continue
-            if alias in _PERSONISH and _names_a_person(text, start, end):
+            if personish and _names_a_person(text, start, end):
                 continue
             mentions.append(Mention(code, alias, kind, start, end))
         return _resolve_homonyms(text, mentions)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from dataclasses import dataclass
 from operator import attrgetter
@@ -76,13 +76,17 @@ def find_candidates(article: CleanArticle, matcher: CountryMatcher) -> tuple[lis
     for rank, code in enumerate(ranking):
         found = by_code[code]
         count = len(found)
-        body_mentions = [m for m in found if m.start >= title_len]
+        in_title = 0  # mentions come in text order: the title's first
+        while in_title < count and found[in_title].start < title_len:
+            in_title += 1
+        body_mentions = found[in_title:]
         paragraph_of = [bisect_right(paragraph_starts, m.start) - 1 for m in body_mentions]
-        lead_count = sum(p < _LEAD_PARAGRAPHS for p in paragraph_of)
+        lead_count = bisect_left(paragraph_of, _LEAD_PARAGRAPHS)  # in order too
         first = (body_mentions[0].start - title_len) / max(body_len, POSITION_SPAN) if body_mentions else 1.0
         kinds = dict.fromkeys(_KIND_COLUMNS, 0.0)
+        share = 1.0 / count
         for mention in found:
-            kinds[_KIND_GROUP[mention.kind]] += 1.0 / count
+            kinds[_KIND_GROUP[mention.kind]] += share
         # one value per name in FEATURES, in that order
         rows.append([
             math.log1p(count),                                    # log_count
@@ -99,7 +103,7 @@ def find_candidates(article: CleanArticle, matcher: CountryMatcher) -> tuple[lis
             len(set(paragraph_of)) / n_paragraphs,                # paragraph_spread
             float(bool(body_mentions) and first > 0.5),           # last_half_only
             float(_is_dateline(text, body_mentions, paragraph_of, paragraph_starts)),  # dateline
-            float(len({m.alias for m in found})),                 # distinct_aliases
+            float(len(set(map(_ALIAS, found)))),                  # distinct_aliases
             math.log(body_len),                                   # log_body_chars: in a brief, every party counts
             *kinds.values(),                                      # kind_* shares
         ])
