@@ -13,7 +13,6 @@ import html
 import re
 from bisect import bisect_left
 from dataclasses import dataclass
-from itertools import chain
 
 import ahocorasick
 from selectolax.lexbor import LexborHTMLParser
@@ -59,52 +58,48 @@ _DEBRIS_START = re.compile(
     + ")",
     re.IGNORECASE,
 )
-# Page furniture anywhere in the line, by the keyword it cannot match without: a line is tried
-# against the furniture of the keywords it holds (found by one automaton pass over the article),
-# since one search for all of them cost as much as the rest of the line's checks together.
-_FURNITURE_BY_KEYWORD = {
-    "follow us": [r"\bfollow us on\b"],
-    "download": [r"\bdownload (our|the)\b.{0,40}\bapp\b"],
-    "click here": [r"\bclick here\b"],
-    "sign up": [r"\bsign up\b.{0,60}\b(newsletter|alerts|updates)\b"],
-    "newsletter": [r"\bour (daily |weekly |free )?newsletter\b"],
-    "correction": [r"to suggest a correction"],
-    "highlight the text": [r"highlight the text and press"],
-    "audio is": [r"\b(this )?audio is (created|generated)\b"],
-    "voice is": [r"\bvoice is ai-generated\b"],
-    "listen to": [r"\byou can now listen to\b", r"\blisten to this article\b"],
-    "rights reserved": [r"\ball rights reserved\b"],
-    "editing by": [r"\bediting by\b"],
-    "originally": [r"\b(originally|first) (published|appeared)\b.{0,40}\b(on|in|by)\b"],
-    "first published": [r"\b(originally|first) (published|appeared)\b.{0,40}\b(on|in|by)\b"],
-    "first appeared": [r"\b(originally|first) (published|appeared)\b.{0,40}\b(on|in|by)\b"],
-    "photo": [r"\((ap|afp|reuters|epa|getty|xinhua|yonhap|anadolu)[^)]{0,20}photo", r"\bphoto\s*(:|credit\b|courtesy\b|by\b)",
-              r"\bap photo"],
-    "getty": [r"\bgetty images", r"\bvia getty"],
-    "shutterstock": [r"\bshutterstock"],
-    "reuters/": [r"\breuters/"],
-    "/reuters": [r"\b/reuters"],
-    "/ap": [r"\b/ap\b"],
-    "epa-efe": [r"\bepa-efe"],
-    "join our": [r"\bjoin our (crew|community|mailing list)\b"],
-    "whatsapp": [r"\bwhatsapp channel\b"],
-    "syndicated": [r"\bsyndicated feed\b"],
-    "edited by": [r"\bhas not been edited by\b"],
-    "http": [r"^[^.!?]{0,60}https?://\S+\W*$"],
-}
-_FURNITURE_OF_ANY_SUSPECT = re.compile(r"\bafp via", re.IGNORECASE)  # no keyword of its own: tried on every suspect line
+# Page furniture anywhere in the line, by the keyword that each pattern needs to match. A line is
+# only searched with the patterns of the keywords the automaton found in it: trying one big
+# alternation at every position of every such line cost more than the rest of the cleaner.
 _DEBRIS_BY_KEYWORD = {
-    keyword: re.compile("|".join(branches), re.IGNORECASE) for keyword, branches in _FURNITURE_BY_KEYWORD.items()
+    "follow us": r"\bfollow us on\b",
+    "download": r"\bdownload (our|the)\b.{0,40}\bapp\b",
+    "click here": r"\bclick here\b",
+    "sign up": r"\bsign up\b.{0,60}\b(newsletter|alerts|updates)\b",
+    "newsletter": r"\bour (daily |weekly |free )?newsletter\b",
+    "correction": r"to suggest a correction",
+    "highlight the text": r"highlight the text and press",
+    "audio is": r"\b(this )?audio is (created|generated)\b",
+    "voice is": r"\bvoice is ai-generated\b",
+    "listen to": r"\byou can now listen to\b|\blisten to this article\b",
+    "rights reserved": r"\ball rights reserved\b",
+    "editing by": r"\bediting by\b",
+    "originally": r"\boriginally (published|appeared)\b.{0,40}\b(on|in|by)\b",
+    "first published": r"\bfirst published\b.{0,40}\b(on|in|by)\b",
+    "first appeared": r"\bfirst appeared\b.{0,40}\b(on|in|by)\b",
+    "photo": r"\((ap|afp|reuters|epa|getty|xinhua|yonhap|anadolu)[^)]{0,20}photo|\bphoto\s*(:|credit\b|courtesy\b|by\b)"
+    r"|\bap photo",
+    "getty": r"\b(getty images|via getty)",
+    "shutterstock": r"\bshutterstock",
+    "reuters/": r"\breuters/",
+    "/reuters": r"\b/reuters",
+    "/ap": r"\b/ap\b",
+    "epa-efe": r"\bepa-efe",
+    "join our": r"\bjoin our (crew|community|mailing list)\b",
+    "whatsapp": r"\bwhatsapp channel\b",
+    "syndicated": r"\bsyndicated feed\b",
+    "edited by": r"\bhas not been edited by\b",
+    "http": r"^[^.!?]{0,60}https?://\S+\W*$",
 }
-# All of them at once, for a line outside ASCII: Unicode case folding can match a keyword's
-# pattern ("ſign up") where the lower-cased line does not hold the keyword itself.
-_DEBRIS_ANYWHERE = re.compile(
-    "|".join(dict.fromkeys(chain.from_iterable(_FURNITURE_BY_KEYWORD.values()))) + "|" + _FURNITURE_OF_ANY_SUSPECT.pattern,
-    re.IGNORECASE,
-)
+# The one pattern with no keyword of its own: tried on every line that holds some keyword.
+_DEBRIS_WITHOUT_KEYWORD = re.compile(r"\bafp via", re.IGNORECASE)
+# All the patterns at once, for the rare line where a keyword test on line.lower() could miss a
+# match: re.IGNORECASE also lets "İ" and "ı" match "i", and "ſ" match "s" (str.lower() does not).
+_DEBRIS_ANYWHERE = re.compile("|".join([*_DEBRIS_BY_KEYWORD.values(), _DEBRIS_WITHOUT_KEYWORD.pattern]), re.IGNORECASE)
+_CASE_TRAPS = ("\u0130", "\u0131", "\u017f")  # İ ı ſ
 _DEBRIS_KEYWORDS = ahocorasick.Automaton()
-for _keyword in _FURNITURE_BY_KEYWORD:
-    _DEBRIS_KEYWORDS.add_word(_keyword, _keyword)
+for _keyword, _pattern in _DEBRIS_BY_KEYWORD.items():
+    _DEBRIS_KEYWORDS.add_word(_keyword, re.compile(_pattern, re.IGNORECASE))
 _DEBRIS_KEYWORDS.make_automaton()
 # A short line announcing embedded links to other stories; what follows it is a teaser.
 _TEASER_MARKER = re.compile(
@@ -118,9 +113,13 @@ _MARKER_PREFIX = re.compile(r"^\W*(read (also|more)|also read|related|see also|w
 _TERMINAL_MARKS = frozenset(".!?…:;")  # a sentence ends here, perhaps inside closing quotes
 _CLOSERS = "'\"”’)]» "
 _HAS_LETTER = re.compile(r"[^\W\d_]")
-_LETTER = re.compile(r"[^\W\d_]")
-_UPPER = re.compile(r"[A-ZÀ-ÖØ-Þ]")
+# The complements of a letter and of a Latin capital, in runs: counting what is left after removing
+# them costs one match per run, not one match (and one string) per letter.
+_NOT_LETTERS = re.compile(r"[\W\d_]+")
+_NOT_UPPER = re.compile(r"[^A-ZÀ-ÖØ-Þ]+")
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
+# what str.isprintable() refuses among ASCII characters, "\n" aside
+_ASCII_UNPRINTABLE = bytes([*range(32), 127]).replace(b"\n", b"")
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
 _STOPWORDS = frozenset(
     "a an the of to in on for and or but with from by at as is are was were be been it its this that "
@@ -182,15 +181,15 @@ def looks_like_html(body: str) -> bool:
 def drop_debris(lines: list[str], title: str = "") -> list[str]:
     """Keep the story's paragraphs: drop furniture lines, teaser headlines and their standfirsts."""
     kept: list[str] = []
-    seen: set[str] = set()
-    title_words = _content_words(title)
+    kept_by_word_count: dict[int, list[str]] = {}  # to find repeated paragraphs without folding every line
+    title_words: set[str] | None = None  # found when the first headline-like line needs them
     after_marker = False          # the previous line announced a teaser block
     teaser_headline: set[str] = set()  # content words of a teaser headline just dropped
-    suspects = _lines_with_debris_keywords(lines)
+    suspects = _debris_patterns_by_line(lines)
     for index, line in enumerate(lines):
         if not _HAS_LETTER.search(line):
             continue
-        if _DEBRIS_START.match(line) or (index in suspects and _is_furniture(line, suspects[index])):
+        if _DEBRIS_START.match(line) or (index in suspects and _has_debris_anywhere(line, suspects[index])):
             after_marker, teaser_headline = False, set()
             continue
         if _TEASER_MARKER.fullmatch(line) or _MARKER_PREFIX.match(line):
@@ -199,6 +198,8 @@ def drop_debris(lines: list[str], title: str = "") -> list[str]:
         word_count = line.count(" ") + 1  # lines arrive with white space folded to single spaces
         if _is_headline(line, word_count):
             line_words = _content_words(line)
+            if title_words is None:
+                title_words = _content_words(title)
             if title_words and _overlap(line_words, title_words) >= 0.7:
                 continue  # the title repeated in the body
             # a headline-like line after the story has started is an embedded teaser
@@ -211,17 +212,21 @@ def drop_debris(lines: list[str], title: str = "") -> list[str]:
             teaser_headline, after_marker = set(), False
             continue  # the teaser's one-sentence standfirst
         after_marker, teaser_headline = False, set()
-        key = line.casefold()
-        if key in seen:
-            continue
-        seen.add(key)
+        # a paragraph repeated (in any case) is dropped; case folding keeps every space, so only an
+        # earlier line with as many words can be the same, and most lines have no such line
+        earlier = kept_by_word_count.setdefault(word_count, [])
+        if earlier:
+            key = line.casefold()
+            if any(key == other.casefold() for other in earlier):
+                continue
+        earlier.append(line)
         kept.append(line)
     return kept
 
 
-def _lines_with_debris_keywords(lines: list[str]) -> dict[int, set[str]]:
-    """The debris keywords each line holds, for the lines holding any: one automaton pass over
-    the whole text."""
+def _debris_patterns_by_line(lines: list[str]) -> dict[int, set[re.Pattern[str]]]:
+    """For each line holding debris keywords, the patterns of those keywords: one automaton pass
+    over the whole text."""
     lowered = [line.lower() for line in lines]  # per line: lower() may change a line's length
     joined = "\n".join(lowered)
     if not joined:
@@ -230,17 +235,18 @@ def _lines_with_debris_keywords(lines: list[str]) -> dict[int, set[str]]:
     for line in lowered:
         position += len(line) + 1
         ends.append(position)
-    found: dict[int, set[str]] = {}
-    for end, keyword in _DEBRIS_KEYWORDS.iter(joined):
-        found.setdefault(bisect_left(ends, end), set()).add(keyword)
-    return found
+    patterns: dict[int, set[re.Pattern[str]]] = {}
+    for end, pattern in _DEBRIS_KEYWORDS.iter(joined):
+        patterns.setdefault(bisect_left(ends, end), set()).add(pattern)
+    return patterns
 
 
-def _is_furniture(line: str, keywords: set[str]) -> bool:
-    """Whether a line holding these debris keywords is page furniture ("Follow us on X")."""
-    if not line.isascii():
+def _has_debris_anywhere(line: str, patterns: set[re.Pattern[str]]) -> bool:
+    """Whether a line holding debris keywords is furniture: searched with its keywords' patterns only,
+    unless a character that re.IGNORECASE folds differently from str.lower() makes that unsafe."""
+    if any(trap in line for trap in _CASE_TRAPS):
         return _DEBRIS_ANYWHERE.search(line) is not None
-    return any(_DEBRIS_BY_KEYWORD[keyword].search(line) for keyword in keywords) or _FURNITURE_OF_ANY_SUSPECT.search(line) is not None
+    return any(pattern.search(line) for pattern in patterns) or _DEBRIS_WITHOUT_KEYWORD.search(line) is not None
 
 
 def _is_headline(line: str, word_count: int) -> bool:
@@ -249,11 +255,13 @@ def _is_headline(line: str, word_count: int) -> bool:
         return True
     if word_count < 3 or word_count > 60 or not line[:12].isupper():
         return False
-    return len(_UPPER.findall(line)) >= 0.8 * len(_LETTER.findall(line))
+    capitals, letters = len(_NOT_UPPER.sub("", line)), len(_NOT_LETTERS.sub("", line))
+    return capitals >= 0.8 * letters
 
 
 def _content_words(text: str) -> set[str]:
-    return {w.casefold() for w in _WORD.findall(text) if w.casefold() not in _STOPWORDS and len(w) > 2}
+    """The words that say what a line is about, case-folded (short words and stop words left out)."""
+    return {folded for word in _WORD.findall(text) if len(word) > 2 and (folded := word.casefold()) not in _STOPWORDS}
 
 
 def _overlap(part: set[str], whole: set[str]) -> float:
@@ -276,7 +284,19 @@ def _markup_to_lines(markup: str) -> list[str]:
 def _text_to_lines(text: str) -> list[str]:
     if "&" in text:
         text = html.unescape(text)
+    if "  " not in text and _printable_but_newlines(text):
+        # every line break but "\n" is unprintable, and no line has white space to fold (see _normalise_line)
+        return [line for line in map(str.strip, text.split("\n")) if line]
     return [line for line in map(_normalise_line, text.splitlines()) if line]
+
+
+def _printable_but_newlines(text: str) -> bool:
+    """Whether the text is printable once its "\n" are taken out: most bodies are, and one test of
+    the whole text is cheaper than one a line (for ASCII text, a byte deletion is cheaper still)."""
+    if text.isascii():
+        encoded = text.encode("ascii")
+        return len(encoded.translate(None, _ASCII_UNPRINTABLE)) == len(encoded)
+    return text.replace("\n", "").isprintable()
 
 
 def _strip_markup(text: str) -> str:
