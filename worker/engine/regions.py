@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import math
 import re
+import struct
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
+from itertools import repeat
 from operator import attrgetter
 
 import numpy as np
@@ -28,6 +31,7 @@ FEATURES = (
     "last_half_only", "dateline", "distinct_aliases", "log_body_chars",
     "kind_name", "kind_demonym", "kind_place", "kind_institution", "kind_subnational",
 )
+_ALIAS = attrgetter("alias")
 _KIND_GROUP = {
     "name": "kind_name", "short": "kind_name", "demonym": "kind_demonym",
     "capital": "kind_place", "city": "kind_place", "metonym": "kind_institution",
@@ -40,7 +44,6 @@ assert FEATURES[-len(_KIND_COLUMNS):] == _KIND_COLUMNS
 _DATELINE_CITY = re.compile(r"[A-Z][\w.'’\- ]{1,30}, ")
 _DATELINE_TAIL = re.compile(r"(?:,? (?:[A-Z][a-z]{2,8}\.? \d{1,2}|\d{1,2} [A-Z][a-z]{2,8}))?\s*(?:\([^()\n]{1,30}\)\s*)?(?:—|–|--?|:)\s")
 _LEAD_PARAGRAPHS = 2
-_ALIAS = attrgetter("alias")
 # where in the text a country is first named is measured over at least this many characters
 # (about a wire paragraph): in a one-sentence brief the object of the verb is not "late"
 POSITION_SPAN = 400
@@ -55,60 +58,92 @@ class Candidate:
 
 
 def find_candidates(article: CleanArticle, matcher: CountryMatcher) -> tuple[list[Candidate], np.ndarray]:
-    """Candidates and their feature rows (len(candidates), len(FEATURES))."""
+    """Candidates and their feature rows (len(candidates), len(FEATURES)).
+
+    The matcher gives mentions in text order, so a country's title mentions come first and
+    most counts are one bisect over its mentions' starts rather than a loop over them.
+    """
     title_len = len(article.title) + 2 if article.title else 0
     text = article.text
     mentions = matcher.find(text)
+    if not mentions:
+        return [], np.zeros((0, len(FEATURES)), dtype=np.float32)
     by_code: dict[str, list[Mention]] = {}
     for mention in mentions:
-        by_code.setdefault(mention.code, []).append(mention)
-    if not by_code:
-        return [], np.zeros((0, len(FEATURES)), dtype=np.float32)
+        found = by_code.get(mention.code)
+        if found is None:
+            by_code[mention.code] = [mention]
+        else:
+            found.append(mention)
+    # most mentions first, ties to the country named first (dict order, and sorts are stable)
+    ranking = sorted(by_code.values(), key=len, reverse=True)
 
     paragraph_starts = _paragraph_starts(article, title_len)
-    body_len = max(1, len(text) - title_len)
-    total = len(mentions)
-    counts = {code: len(found) for code, found in by_code.items()}
-    top = max(counts.values())
-    ranking = sorted(counts, key=lambda code: (-counts[code], by_code[code][0].start))
     n_paragraphs = max(1, len(paragraph_starts))
-    rows, candidates = [], []
-    for rank, code in enumerate(ranking):
-        found = by_code[code]
+    # a mention is in the lead when it starts before the first paragraph after it
+    lead_end = paragraph_starts[_LEAD_PARAGRAPHS] if len(paragraph_starts) > _LEAD_PARAGRAPHS else len(text) + 1
+    body_len = max(1, len(text) - title_len)
+    position_span = max(body_len, POSITION_SPAN)
+    log_body_len = math.log(body_len)
+    total, top, n_candidates = len(mentions), len(ranking[0]), float(len(ranking))
+    values, candidates = [], []
+    for rank, found in enumerate(ranking):
+        _, aliases, kinds, starts, ends = zip(*found)
         count = len(found)
-        in_title = 0  # mentions come in text order: the title's first
-        while in_title < count and found[in_title].start < title_len:
-            in_title += 1
-        body_mentions = found[in_title:]
-        paragraph_of = [bisect_right(paragraph_starts, m.start) - 1 for m in body_mentions]
-        lead_count = bisect_left(paragraph_of, _LEAD_PARAGRAPHS)  # in order too
-        first = (body_mentions[0].start - title_len) / max(body_len, POSITION_SPAN) if body_mentions else 1.0
-        kinds = dict.fromkeys(_KIND_COLUMNS, 0.0)
-        share = 1.0 / count
-        for mention in found:
-            kinds[_KIND_GROUP[mention.kind]] += share
+        title_count = bisect_left(starts, title_len)
+        if title_count < count:
+            first_start = starts[title_count]
+            first = (first_start - title_len) / position_span
+            lead_count = bisect_left(starts, lead_end, title_count) - title_count
+            # paragraph index + 1 per body mention: only how many distinct ones counts
+            spread = len(set(map(bisect_right, repeat(paragraph_starts), starts[title_count:]))) / n_paragraphs
+            dateline = _is_dateline(text, paragraph_starts, first_start, ends[title_count])
+        else:
+            first, lead_count, spread, dateline = 1.0, 0, 0.0, False
         # one value per name in FEATURES, in that order
-        rows.append([
+        values += (
             math.log1p(count),                                    # log_count
             count / total,                                        # share
             count / top,                                          # count_over_top
-            float(count == top),                                  # is_top
+            1.0 if count == top else 0.0,                         # is_top
             float(rank),                                          # rank
-            float(len(by_code)),                                  # n_candidates
-            float(count > len(body_mentions)),                    # in_title
-            float(count - len(body_mentions)),                    # title_count
+            n_candidates,                                         # n_candidates
+            1.0 if title_count else 0.0,                          # in_title
+            float(title_count),                                   # title_count
             first,                                                # first_position
-            float(lead_count > 0),                                # in_lead
+            1.0 if lead_count else 0.0,                           # in_lead
             float(lead_count),                                    # lead_count
-            len(set(paragraph_of)) / n_paragraphs,                # paragraph_spread
-            float(bool(body_mentions) and first > 0.5),           # last_half_only
-            float(_is_dateline(text, body_mentions, paragraph_of, paragraph_starts)),  # dateline
-            float(len(set(map(_ALIAS, found)))),                  # distinct_aliases
-            math.log(body_len),                                   # log_body_chars: in a brief, every party counts
-            *kinds.values(),                                      # kind_* shares
-        ])
-        candidates.append(Candidate(code, tuple(found)))
-    return candidates, np.asarray(rows, dtype=np.float32)
+            spread,                                               # paragraph_spread
+            1.0 if title_count < count and first > 0.5 else 0.0,  # last_half_only
+            1.0 if dateline else 0.0,                             # dateline
+            float(len(set(aliases))),                             # distinct_aliases
+            log_body_len,                                         # log_body_chars: in a brief, every party counts
+            *_kind_shares(kinds),                                 # kind_* shares
+        )
+        candidates.append(Candidate(found[0].code, tuple(found)))
+    return candidates, _float32_rows(values, len(ranking))
+
+
+@lru_cache(maxsize=4096)
+def _kind_shares(kinds: tuple[str, ...]) -> tuple[float, ...]:
+    """The share of each kind column, summed 1/count at a time as the model was trained; a
+    country's kinds are mostly one of a few short tuples, so they are worked out once."""
+    shares = dict.fromkeys(_KIND_COLUMNS, 0.0)
+    for kind in kinds:
+        shares[_KIND_GROUP[kind]] += 1.0 / len(kinds)
+    return tuple(shares.values())
+
+
+@lru_cache(maxsize=64)
+def _row_packer(n_values: int) -> struct.Struct:
+    return struct.Struct(f"{n_values}f")
+
+
+def _float32_rows(values: list[float], n_rows: int) -> np.ndarray:
+    """A writable (n_rows, len(FEATURES)) float32 array: struct packs the floats with the same
+    double -> float rounding as numpy, at a third of np.array's cost for a few dozen values."""
+    packed = bytearray(_row_packer(len(values)).pack(*values))
+    return np.ndarray((n_rows, len(FEATURES)), np.float32, packed)
 
 
 class SalienceClassifier(ClassifierMixin, BaseEstimator):
@@ -220,13 +255,15 @@ def _paragraph_starts(article: CleanArticle, offset: int) -> list[int]:
     return starts or [offset]
 
 
-def _is_dateline(text: str, body_mentions: list[Mention], paragraph_of: list[int], paragraph_starts: list[int]) -> bool:
+def _is_dateline(text: str, paragraph_starts: list[int], start: int, end: int) -> bool:
     """A place named in the dateline ("KYIV, Ukraine (AP) —") tells where, not what, the story is.
-    It opens one of the first paragraphs (CMS debris may stand before it)."""
-    if not body_mentions or paragraph_of[0] >= _LEAD_PARAGRAPHS:
+    It opens one of the first paragraphs (CMS debris may stand before it); start and end are the
+    country's first mention in the body."""
+    paragraph = bisect_right(paragraph_starts, start) - 1
+    if paragraph >= _LEAD_PARAGRAPHS:
         return False
-    first = body_mentions[0]
-    before = text[paragraph_starts[paragraph_of[0]] : first.start]
-    if before and not _DATELINE_CITY.fullmatch(before):
+    begin = paragraph_starts[paragraph]
+    # text before the place must be a dateline city, which ends in ", " (checked first: most text does not)
+    if begin < start and not (text.startswith(", ", start - 2) and _DATELINE_CITY.fullmatch(text, begin, start)):
         return False
-    return _DATELINE_TAIL.match(text, first.end) is not None
+    return _DATELINE_TAIL.match(text, end) is not None
