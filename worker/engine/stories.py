@@ -180,7 +180,7 @@ class SignatureMaker:
         counts = Counter(filter(None, names))
         weights = {}
         for (_, word, idf), count in counts.items():
-            if word not in text or not _written_in_lower_case(text, word):  # mostly not there at all
+            if not _written_in_lower_case(text, word):  # mostly not in the text at all
                 weights[word] = (1.0 + math.log(count)) * idf
         return weights
 
@@ -200,9 +200,10 @@ class SignatureMaker:
 def _written_in_lower_case(text: str, word: str) -> bool:
     """Whether a white-space separated token of `text` that starts in lower case is `word` once
     its trailing punctuation is stripped (the set of such tokens, without building it)."""
-    if word not in text or not word[0].islower() or word[-1] in _PUNCTUATION:
+    start = text.find(word)
+    if start < 0 or not word[0].islower() or word[-1] in _PUNCTUATION:
         return False
-    end_of_text, start = len(text), text.find(word)
+    end_of_text = len(text)
     while start >= 0:
         if start == 0 or text[start - 1].isspace():
             end = start + len(word)
