@@ -21,7 +21,8 @@ from .conftest import ROOT
 
 TRICKY = ("Putin's envoy met Putin. The minister said: \"Minister Vučić's plan\" was the minister's.\n\n"
           "NATO and Nato; ex-Minister O''s Hanwha'\tİstanbul istanbul, (london) London! said.\"), Said k9 K9's"
-          " BAE\u2019s bae\u2019s Türkiye türkiye o'' o'")
+          " BAE\u2019s bae\u2019s Türkiye türkiye o'' o'. Additionally, Kirby left. Afterward Kirby (Reuters) spoke:\n"
+          "Stressing unity, Ms Kallas \u201cHello\u201d Vantorin; Meridale")
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +32,14 @@ def corpus_articles():
 
 
 def _plain_names(signer, text):
-    """The names' definition, written out: the set of lower-case tokens, a Counter of words."""
+    """The names' definition, written out: capitalised words after a word, a comma or a closing
+    mark and one space, less the set of lower-case tokens; a Counter of words."""
     lower = {token.strip(stories._PUNCTUATION) for token in text.split() if token[0].islower()}
-    counts = Counter(re.sub(r"['\u2019]s$", "", word) for word in re.findall(r"\b[A-ZÀ-ÖØ-ÞĀ-ž][\w'\u2019\-]*\w", text))
+    capitalised = re.finditer(r"\b[A-ZÀ-ÖØ-ÞĀ-ž][\w'\u2019\-]*\w", text)
+    before = [(text[found.start() - 2 : found.start()], found[0]) for found in capitalised]
+    inside_sentences = [word for two, word in before
+                        if len(two) == 2 and two[1] == " " and (two[0].isalnum() or two[0] in "_,;'\u2019\u201d\")]")]
+    counts = Counter(re.sub(r"['\u2019]s$", "", word) for word in inside_sentences)
     weights = {}
     for word, count in counts.items():
         word = word.lower()
@@ -67,6 +73,9 @@ def test_names_are_what_the_plain_definition_gives(shipped_tagger, corpus_articl
     for text in texts + texts:  # the second time from what the signer remembers of each word
         assert signer._names(text) == _plain_names(signer, text)
     assert "hanwha" in signer._names(TRICKY) and "minister" not in signer._names(TRICKY)
+    # a sentence's first word is capitalised whatever it is: only words inside sentences count
+    assert {"kirby", "kallas", "vantorin", "meridale"} <= set(signer._names(TRICKY))
+    assert not {"additionally", "afterward", "stressing", "hello"} & set(signer._names(TRICKY))
 
 
 def test_a_batch_is_signed_as_its_articles_one_at_a_time(shipped_tagger, corpus_articles):

@@ -2,7 +2,8 @@
 batch grouping, and one tag set per story.
 
 Copies, trimmed copies, rewrites and other outlets' write-ups of one event share what the event
-is: its rare words and its names (people, places, organisations, weapons). A signature keeps an
+is: its rare words and its names (people, places, organisations, weapons: words capitalised
+inside a sentence, never in lower case). A signature keeps an
 article's strongest rare terms and strongest names, each weighted by sublinear tf times the
 corpus idf the topic model already holds, and normalised: `similarity` is the mean of the two
 cosines. A copy scores near 1; a write-up by another outlet 0.3-0.6; another story on the same
@@ -46,9 +47,12 @@ _TERM_FLOOR, _NAME_FLOOR = 2.0, 2.5  # idf below these (common words, frequent n
 # (month names stay: two versions of one event name the same month, two stories a year apart rarely do)
 _COMMON = frozenset(ENGLISH_STOP_WORDS) | {"said", "says", "told", "according", "also", "year", "years", "week"}
 _PUNCTUATION = ".,;:!?\"'()[]\u201c\u201d\u2018\u2019"
-# Vučić and Türkiye are names too; the capital comes first (then "no word character before it",
-# which is what \b said) so that the regular expression engine can skip to capitals
-_CAPITAL_WORD = re.compile(r"[A-ZÀ-ÖØ-ÞĀ-ž](?<!\w\w)[\w'\u2019\-]*\w")
+# Vučić and Türkiye are names too. A capitalised word counts inside a sentence only: after a
+# word, a comma or a closing quote or bracket and one space (a sentence's or paragraph's first
+# word, "Additionally" or "Afterward", is capitalised whatever it is; a name is written inside
+# sentences too). The capital comes first so that the regular expression engine can skip to
+# capitals; the look-behind then reads the two characters before it.
+_CAPITAL_WORD = re.compile(r"[A-ZÀ-ÖØ-ÞĀ-ž](?<=[\w,;'\u2019\u201d\")\]] .)[\w'\u2019\-]*\w")
 _POSSESSIVE_ENDINGS = ("'s", "\u2019s")
 _NAME_CACHE_SIZE = 50_000  # capitalised words whose (lower case, idf) is remembered: a few MB, forgotten at once when full
 _WEIGHT = itemgetter(1)
@@ -165,8 +169,8 @@ class SignatureMaker:
         return self.feature_names[features].tolist(), weights / norms[row_of], lengths.tolist()
 
     def _names(self, text: str) -> dict[str, float]:
-        """Capitalised words the article never writes in lower case (so not a sentence's first
-        word), rare in the corpus, weighted by sublinear tf x idf."""
+        """Words capitalised inside sentences (see `_CAPITAL_WORD`) that the article never writes
+        in lower case, rare in the corpus, weighted by sublinear tf x idf."""
         known = self._name_weights
         if len(known) > _NAME_CACHE_SIZE:
             known.clear()
