@@ -99,13 +99,15 @@ def test_a_batch_is_signed_as_its_articles_one_at_a_time(shipped_tagger, corpus_
 
 
 def _plain_group(article_ids, signatures):
-    """Stories by the definition: every earlier article scored with `similarity`."""
+    """Stories by the definition: every earlier article scored with `similarity`, each earlier
+    story tried from the closest look-alike's down."""
     story_of, first_of = [], []
     for i, signature in enumerate(signatures):
         scores = [similarity(signature, earlier) for earlier in signatures[:i]]
-        closest = max(range(i), key=lambda j: (scores[j], -j)) if i else None
-        if closest is not None and joins(scores[closest], scores[first_of[story_of[closest]]]):
-            story_of.append(story_of[closest])
+        for j in sorted(range(i), key=lambda j: (-scores[j], j)):
+            if joins(scores[j], scores[first_of[story_of[j]]]):
+                story_of.append(story_of[j])
+                break
         else:
             story_of.append(len(first_of))
             first_of.append(i)
@@ -124,6 +126,22 @@ def test_stories_in_a_batch_are_those_every_pair_scored_gives(shipped_tagger, co
     assert groups.ids == _plain_group(ids, signatures)
     assert max(groups.sizes) >= 2 and sum(size >= 2 for size in groups.sizes) >= 10  # the corpus holds versions
     assert sorted(i for versions in groups.members.values() for i in versions) == list(range(len(articles)))
+
+
+def test_an_article_whose_closest_story_began_too_far_away_joins_the_next_closest():
+    half = math.sqrt(0.5)
+    # "drift" joins "origin"'s story (0.5 each); "late" is closest to "drift" but far from "origin"
+    origin = Signature({"k9": 1.0}, {"hanwha": 1.0})
+    drift = Signature({"k9": half, "f16": half}, {"hanwha": half, "lockheed": half})
+    other = Signature({"f16": 0.8, "rafale": 0.6}, {"lockheed": 0.8, "dassault": 0.6})
+    late = Signature({"f16": 0.9818, "k9": 0.19}, {"lockheed": 0.9818, "hanwha": 0.19})
+    signatures, ids = [origin, drift, other, late], ["origin", "drift", "other", "late"]
+    assert similarity(other, drift) >= 0.2 and similarity(other, origin) == 0
+    assert similarity(late, drift) > similarity(late, other) >= 0.2 > similarity(late, origin)
+    found = group(ids, signatures).ids
+    assert found[1] == found[0] != found[2]  # "other" starts its own story
+    assert found[3] == found[2]  # not "drift"'s story, whose first version is too far: the next closest's
+    assert found == _plain_group(ids, signatures)
 
 
 def test_an_article_as_close_to_two_stories_joins_the_earlier():

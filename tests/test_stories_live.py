@@ -4,9 +4,13 @@ decision on one version wins there only, the per-client switch (suggest, off) is
 index's state expires with the window, and the five seeds published one by one end with one
 tag set."""
 
+import math
 import time
 
 import pytest
+
+from worker.engine.stories import Signature, group
+from worker.service.story_index import StoryIndex
 
 from .conftest import SEEDS
 from .stack import Stack
@@ -145,3 +149,22 @@ def test_the_five_seeds_published_one_by_one_end_with_one_tag_set(stack):
     assert len({p["story"]["id"] for p in final.values()}) == 1
     # a version is sent again only when its tags change, not to update the count of versions
     assert final[4]["story"]["versions"] == 5
+
+
+def test_the_live_index_joins_the_next_closest_story_as_a_batch_does(stack):
+    """The closest look-alike's story began too far away (a version of it drifted towards another
+    subject): the article joins the next closest story, in Redis as in a batch."""
+    half = math.sqrt(0.5)
+    signatures = {"origin": Signature({"k9": 1.0}, {"hanwha": 1.0}),
+                  "drift": Signature({"k9": half, "f16": half}, {"hanwha": half, "lockheed": half}),
+                  "other": Signature({"f16": 0.8, "rafale": 0.6}, {"lockheed": 0.8, "dassault": 0.6}),
+                  "late": Signature({"f16": 0.9818, "k9": 0.19}, {"lockheed": 0.9818, "hanwha": 0.19})}
+    index = StoryIndex(stack.redis, f"{stack.prefix}:next-closest", window_days=3)
+    placed = {}
+    for article_id, signature in signatures.items():
+        result = {"id": article_id, "model_version": "m", "topics": [], "regions": [], "suggested": {"topics": [], "regions": []}}
+        placed[article_id] = index.place("newsroom", article_id, 1, signature, result).story_id
+    assert placed["drift"] == placed["origin"] != placed["other"] == placed["late"]
+    assert list(placed.values()) == group(list(signatures), list(signatures.values())).ids
+    for key in stack.redis.scan_iter(f"{stack.prefix}:next-closest:*"):
+        stack.redis.delete(key)

@@ -10,10 +10,12 @@ cosines. A copy scores near 1; a write-up by another outlet 0.3-0.6; another sto
 subject (last year's F-16 deliveries, another bank's fine) can score as high, and only a date
 tells it apart: when both versions carry one, they must fall within the story window.
 
-Articles are taken in order (of input, or of arrival), and each joins the story of the earlier
-article it is closest to, or starts its own: it must score LIKELY_STORY with that article and
-with the story's first version (a story never drifts from what it began as), and two articles
-about other countries, or dated further apart than the window, never score.
+Articles are taken in order (of input, or of arrival), and each joins the story of the closest
+earlier article that will have it, or starts its own: it must score LIKELY_STORY with that
+article and with the story's first version (a story never drifts from what it began as), and
+two articles about other countries, or dated further apart than the window, never score. When
+the closest article's story began too far away, the next closest article's story is tried (in
+an archive, a version's closest look-alike is often another story on its subject).
 Harmonisation (`harmonise`) gives every version the story's tags: a tag a version accepts is the
 story's when another version corroborates it (also accepts it, or scores it in the review band)
 or its score is far above the threshold, so one version's lone mistake does not spread.
@@ -288,17 +290,32 @@ def story_id(first_article_id) -> str:
     return "st-" + hashlib.sha256(str(first_article_id).encode()).hexdigest()[:12]
 
 
-def joins(score_to_closest: float, score_to_first: float) -> bool:
-    """Whether an article joins the story that holds its closest earlier article: it scores
-    LIKELY_STORY with that version and with the story's first version, so that a story never
-    drifts from what it began as (a chain of look-alikes is not one story)."""
-    return score_to_closest >= LIKELY_STORY and score_to_first >= LIKELY_STORY
+def joins(score_to_version: float, score_to_first: float) -> bool:
+    """Whether an article may join the story that holds one of its earlier look-alikes: it
+    scores LIKELY_STORY with that version and with the story's first version, so that a story
+    never drifts from what it began as (a chain of look-alikes is not one story)."""
+    return score_to_version >= LIKELY_STORY and score_to_first >= LIKELY_STORY
+
+
+def story_to_join(scored: dict, story_of, first_of) -> int | None:
+    """The story an article joins: `scored` holds its earlier look-alikes (index -> score, those
+    at LIKELY_STORY or above), `story_of` each article's story and `first_of` each story's first
+    version. The closest look-alike's story, if `joins` allows, else the next closest's, the
+    earliest of equally close first; None when none will have it."""
+    tried = set()
+    for j in sorted(scored, key=lambda j: (-scored[j], j)):
+        story = story_of[j]
+        if story not in tried:
+            tried.add(story)
+            if joins(scored[j], scored.get(first_of[story], 0.0)):
+                return story
+    return None
 
 
 def group(article_ids: list, signatures: list[Signature]) -> StoryGroups:
     """Stories in a batch, found the way the live index finds them: articles in input order,
-    each joining the story of its closest earlier article (see `joins`) or starting its own,
-    named after its first version. All pair scores at once: two sparse products over terms and
+    each joining the story of its closest earlier article that will have it (`story_to_join`)
+    or starting its own, named after its first version. All pair scores at once: two sparse products over terms and
     names, which are never below `similarity` (hashed words only add), so only the pairs they
     put at LIKELY_STORY or above are scored one by one, and they decide."""
     n = len(signatures)
@@ -312,14 +329,12 @@ def group(article_ids: list, signatures: list[Signature]) -> StoryGroups:
     story_of: list[int] = []
     first_of: list[int] = []
     for i in range(n):
-        scored = close.get(i)
-        if scored:
-            closest = max(scored, key=lambda j: (scored[j], -j))  # the earliest of the closest
-            if joins(scored[closest], scored.get(first_of[story_of[closest]], 0.0)):
-                story_of.append(story_of[closest])
-                continue
-        story_of.append(len(first_of))
-        first_of.append(i)
+        story = story_to_join(close[i], story_of, first_of) if i in close else None
+        if story is not None:
+            story_of.append(story)
+        else:
+            story_of.append(len(first_of))
+            first_of.append(i)
     versions: list[list[int]] = [[] for _ in first_of]
     for index, story in enumerate(story_of):
         versions[story].append(index)

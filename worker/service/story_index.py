@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import redis
 
-from ..engine.stories import Signature, candidate_keys, joins, similarity, story_id
+from ..engine.stories import LIKELY_STORY, Signature, candidate_keys, joins, similarity, story_id
 
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -70,8 +70,8 @@ class StoryIndex:
 
     def place(self, client_id: str, article_id, revision: int | None, signature: Signature, result: dict, *,
               write: bool = True) -> Placed:
-        """Find the article's story among recent articles, as a batch does (engine.stories.joins:
-        the story of its closest recent article, if it also matches that story's first version),
+        """Find the article's story among recent articles, as a batch does (engine.stories.story_to_join:
+        the story of its closest recent article that also matches that story's first version),
         or start one; record it there with the model's result (unless `write` is False: a
         preview only looks); return every version's latest result."""
         if not write:
@@ -123,28 +123,41 @@ class StoryIndex:
                 for candidate in candidates:
                     pipe.hmget(self.key(client_id, "entry", json.loads(candidate)), "signature", "story", "first")
                 entries = pipe.execute()
+            stories: dict[str, tuple[float, bytes]] = {}  # story -> its closest version's score, its first version
             for raw_signature, raw_story, raw_first in entries:
                 if raw_signature is None:
                     continue  # expired, or forgotten on unpublish
                 score = similarity(signature, Signature.from_json(json.loads(raw_signature)), self.window_days)
-                if score > best:
-                    best, best_story, first = score, raw_story.decode(), raw_first
-            if best_story is not None:
-                with self.redis.pipeline(transaction=False) as pipe:
-                    pipe.hget(self.key(client_id, "entry", json.loads(first)), "signature")
-                    pipe.scard(self.key(client_id, "members", best_story))
-                    first_signature, story_size = pipe.execute()
-                to_first = similarity(signature, Signature.from_json(json.loads(first_signature)), self.window_days) if first_signature else best
-                if not joins(best, to_first):
-                    best_story, first = None, None
-                elif best_story != (own_story or b"").decode() and story_size >= MAX_STORY_VERSIONS:
-                    best_story, first = None, None  # a full story: this one starts its own
+                best = max(best, score)
+                if score >= LIKELY_STORY and score > stories.get(raw_story.decode(), (0.0,))[0]:
+                    stories[raw_story.decode()] = (score, raw_first)
+            best_story, first = self._story_to_join(client_id, signature, stories, (own_story or b"").decode())
         if best_story is None and own_story:  # a new revision that matches nothing stays in its story
             best_story, first = own_story.decode(), own_first
         sid = best_story or story_id(article_id)
         first = first.decode() if isinstance(first, bytes) else first
         newer = own_revision not in (None, b"") and revision is not None and int(own_revision) > revision
         return Placed(sid, [Version(article_id, revision, result, None)], best, first or me, newer_known=newer)
+
+    def _story_to_join(self, client_id: str, signature: Signature, stories: dict[str, tuple[float, bytes]],
+                       own_story: str) -> tuple[str | None, bytes | None]:
+        """As `engine.stories.story_to_join`: the closest look-alike's story if it also matches
+        that story's first version (and is not full), else the next closest's; one round trip."""
+        ordered = sorted(stories.items(), key=lambda item: -item[1][0])  # closest first; ties as the candidates came
+        if not ordered:
+            return None, None
+        with self.redis.pipeline(transaction=False) as pipe:
+            for sid, (_, first) in ordered:
+                pipe.hget(self.key(client_id, "entry", json.loads(first)), "signature")
+                pipe.scard(self.key(client_id, "members", sid))
+            replies = pipe.execute()
+        for index, (sid, (score, first)) in enumerate(ordered):
+            first_signature, story_size = replies[2 * index], replies[2 * index + 1]
+            # a first version gone (expired, unpublished) no longer holds its story to what it began as
+            to_first = similarity(signature, Signature.from_json(json.loads(first_signature)), self.window_days) if first_signature else score
+            if joins(score, to_first) and (sid == own_story or story_size < MAX_STORY_VERSIONS):  # a full story takes no more
+                return sid, first
+        return None, None
 
     def _other_versions(self, client_id: str, article_id, sid: str) -> list[Version]:
         """The story's other versions, each with the model's own result for it."""
