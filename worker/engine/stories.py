@@ -3,12 +3,12 @@ batch grouping, and one tag set per story.
 
 Copies, trimmed copies, rewrites and other outlets' write-ups of one event share what the event
 is: its rare words and its names (people, places, organisations, weapons: words capitalised
-inside a sentence, never in lower case). A signature keeps an
-article's strongest rare terms and strongest names, each weighted by sublinear tf times the
-corpus idf the topic model already holds, and normalised: `similarity` is the mean of the two
-cosines. A copy scores near 1; a write-up by another outlet 0.3-0.6; another story on the same
-subject (last year's F-16 deliveries, another bank's fine) can score as high, and only a date
-tells it apart: when both versions carry one, they must fall within the story window.
+inside a sentence, never in lower case). A signature keeps an article's strongest rare terms and
+strongest names, each weighted by sublinear tf times the corpus idf the topic model already
+holds, and normalised: `similarity` is the mean of the two cosines. A copy scores near 1; a
+write-up by another outlet 0.3-0.6; another story on the same subject (last year's F-16
+deliveries, another bank's fine) can score as high, and only a date tells it apart: when both
+versions carry one, they must fall within the story window.
 
 Articles are taken in order (of input, or of arrival), and each joins the story of the closest
 earlier article that will have it, or starts its own: it must score LIKELY_STORY with that
@@ -315,9 +315,9 @@ def story_to_join(scored: dict, story_of, first_of) -> int | None:
 def group(article_ids: list, signatures: list[Signature]) -> StoryGroups:
     """Stories in a batch, found the way the live index finds them: articles in input order,
     each joining the story of its closest earlier article that will have it (`story_to_join`)
-    or starting its own, named after its first version. All pair scores at once: two sparse products over terms and
-    names, which are never below `similarity` (hashed words only add), so only the pairs they
-    put at LIKELY_STORY or above are scored one by one, and they decide."""
+    or starting its own, named after its first version. All pair scores at once: two sparse
+    products over terms and names, which are never below `similarity` (hashed words only add),
+    so only the pairs they put at LIKELY_STORY or above are scored one by one, and they decide."""
     n = len(signatures)
     scores = (0.5 * _gram([s.terms for s in signatures]) + 0.5 * _gram([s.names for s in signatures])).toarray()
     later, earlier = np.nonzero(np.tril(scores, -1) >= LIKELY_STORY)  # row by row, earlier versions in order
